@@ -1,0 +1,97 @@
+//! Bearer tokens: looked up by digest, cached in memory, with a role per token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use chargeops_core::secret::{random_hex, token_digest};
+use chargeops_core::{ApiToken, Role};
+use chargeops_store::{Store, StoreError};
+
+use crate::{ApiError, AppState};
+
+/// Who is calling, put in the request's extensions by [`require_token`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Operators and admins change things; viewers only read.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin | Role::Operator => Ok(()),
+            Role::Viewer => Err(ApiError::forbidden()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    by_digest: RwLock<HashMap<String, ApiToken>>,
+}
+
+pub(crate) async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    let digest = token_digest(token);
+    let cached = state
+        .tokens
+        .by_digest
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&digest)
+        .cloned();
+    let found = match cached {
+        Some(t) => t,
+        None => {
+            let t = state.store.find_token(&digest).await?.ok_or_else(ApiError::unauthorized)?;
+            state
+                .tokens
+                .by_digest
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(digest, t.clone());
+            t
+        }
+    };
+    req.extensions_mut().insert(Caller { name: found.name, role: found.role });
+    Ok(next.run(req).await)
+}
+
+/// Makes sure an admin token exists: the one given (from `CHARGEOPS_ADMIN_TOKEN`), or, when
+/// there is none and no token was ever made, a new one. Returns a newly generated token so the
+/// caller can print it once; it is stored only as a digest.
+pub async fn bootstrap_admin_token(
+    store: &dyn Store,
+    given: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    if let Some(token) = given {
+        let digest = token_digest(token);
+        if store.find_token(&digest).await?.is_none() {
+            store.insert_token("admin (CHARGEOPS_ADMIN_TOKEN)", Role::Admin, &digest).await?;
+        }
+        return Ok(None);
+    }
+    if store.count_tokens().await? > 0 {
+        return Ok(None);
+    }
+    let token = format!("co_{}", random_hex(24));
+    store.insert_token("admin (generated)", Role::Admin, &token_digest(&token)).await?;
+    Ok(Some(token))
+}

@@ -1,0 +1,94 @@
+//! API errors: a small set of HTTP statuses with a JSON body `{code, message}` that never
+//! leaks internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use chargeops_core::CommandError;
+use chargeops_store::{ErrorKind, StoreError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "this token's role may not do that")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "code": self.code, "message": self.message }));
+        let mut resp = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e.kind() {
+            ErrorKind::NotFound => ApiError::not_found(e.to_string()),
+            ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ErrorKind::Invalid => ApiError::bad_request(e.to_string()),
+            ErrorKind::Backend => {
+                tracing::error!(error = %e, "storage failed while serving the API");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable, try again")
+            }
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        let (status, code) = match &e {
+            CommandError::Offline(_) => (StatusCode::CONFLICT, "charger_offline"),
+            CommandError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "charger_timeout"),
+            CommandError::CallError { .. } => (StatusCode::BAD_GATEWAY, "charger_error"),
+            CommandError::Closed => (StatusCode::BAD_GATEWAY, "charger_disconnected"),
+            CommandError::Unsupported { .. } => (StatusCode::BAD_REQUEST, "not_supported"),
+            CommandError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// JSON body rejections in the same `{code, message}` shape.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request(e.body_text())
+    }
+}

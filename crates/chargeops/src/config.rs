@@ -1,0 +1,183 @@
+//! Configuration in layers: defaults, then a TOML file, then `CHARGEOPS_*` environment
+//! variables, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use chargeops_gateway::{GatewayConfig, RegistrationPolicy};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// One address for OCPP WebSocket and HTTP.
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub registration: RegistrationPolicy,
+    pub command_timeout_secs: u64,
+    pub heartbeat_interval_secs: u64,
+    pub max_frame_bytes: usize,
+    pub ping_interval_secs: u64,
+    /// `tracing` filter, e.g. "info" or "chargeops_gateway=debug,info".
+    pub log: String,
+    /// Admin API token; prefer the environment variable over writing it in a file.
+    pub admin_token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let gw = GatewayConfig::default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
+            data_dir: PathBuf::from("chargeops-data"),
+            registration: gw.registration,
+            command_timeout_secs: gw.command_timeout.as_secs(),
+            heartbeat_interval_secs: gw.heartbeat_interval.as_secs(),
+            max_frame_bytes: gw.max_frame_bytes,
+            ping_interval_secs: gw.ping_interval.as_secs(),
+            log: "info".to_owned(),
+            admin_token: None,
+        }
+    }
+}
+
+/// Flags that override the file and the environment; `None` leaves the value alone.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Address for OCPP and HTTP [default: 127.0.0.1:8180]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded database [default: ./chargeops-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do with unknown chargers: open, pending or closed [default: pending]
+    #[arg(long, value_name = "POLICY")]
+    pub registration: Option<RegistrationPolicy>,
+    /// Seconds a charger has to answer a command [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub command_timeout_secs: Option<u64>,
+    /// Heartbeat interval given to chargers at boot [default: 300]
+    #[arg(long, value_name = "SECS")]
+    pub heartbeat_interval_secs: Option<u64>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> Result<Config> {
+        let mut config = match &o.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        if let Some(v) = o.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &o.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = o.registration {
+            config.registration = v;
+        }
+        if let Some(v) = o.command_timeout_secs {
+            config.command_timeout_secs = v;
+        }
+        if let Some(v) = o.heartbeat_interval_secs {
+            config.heartbeat_interval_secs = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, v: String) -> Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse::<T>().map_err(|e| anyhow::anyhow!("invalid {name}={v:?}: {e}"))
+        }
+        if let Some(v) = var("CHARGEOPS_LISTEN") {
+            self.listen = parse("CHARGEOPS_LISTEN", v)?;
+        }
+        if let Some(v) = var("CHARGEOPS_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("CHARGEOPS_REGISTRATION") {
+            self.registration = parse("CHARGEOPS_REGISTRATION", v)?;
+        }
+        if let Some(v) = var("CHARGEOPS_COMMAND_TIMEOUT_SECS") {
+            self.command_timeout_secs = parse("CHARGEOPS_COMMAND_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("CHARGEOPS_HEARTBEAT_INTERVAL_SECS") {
+            self.heartbeat_interval_secs = parse("CHARGEOPS_HEARTBEAT_INTERVAL_SECS", v)?;
+        }
+        if let Some(v) = var("CHARGEOPS_MAX_FRAME_BYTES") {
+            self.max_frame_bytes = parse("CHARGEOPS_MAX_FRAME_BYTES", v)?;
+        }
+        if let Some(v) = var("CHARGEOPS_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = var("CHARGEOPS_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            self.admin_token = Some(v);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.command_timeout_secs == 0 {
+            bail!("command_timeout_secs must be at least 1");
+        }
+        if self.heartbeat_interval_secs == 0 {
+            bail!("heartbeat_interval_secs must be at least 1");
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_frame_bytes) {
+            bail!("max_frame_bytes must be between 1 KiB and 16 MiB");
+        }
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            bail!("the admin token must be at least 16 characters");
+        }
+        Ok(())
+    }
+
+    pub fn gateway(&self) -> GatewayConfig {
+        GatewayConfig {
+            registration: self.registration,
+            command_timeout: Duration::from_secs(self.command_timeout_secs),
+            heartbeat_interval: Duration::from_secs(self.heartbeat_interval_secs),
+            max_frame_bytes: self.max_frame_bytes,
+            ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let mut c: Config = toml::from_str("listen = \"127.0.0.1:9000\"\nregistration = \"open\"\n").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.registration, RegistrationPolicy::Open);
+        c.apply_env(|k| (k == "CHARGEOPS_REGISTRATION").then(|| "closed".to_owned())).unwrap();
+        assert_eq!(c.registration, RegistrationPolicy::Closed);
+        assert!(c.apply_env(|k| (k == "CHARGEOPS_LISTEN").then(|| "nope".to_owned())).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+}

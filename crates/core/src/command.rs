@@ -1,0 +1,92 @@
+//! Commands the platform sends to a charger, in protocol-neutral terms. The gateway maps each
+//! to the charger's own OCPP version (RemoteStartTransaction or RequestStartTransaction, ...).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Command {
+    RemoteStart {
+        /// OCPP 2.0.1 EVSE; for OCPP 1.6 the connector is used.
+        evse_id: Option<u32>,
+        connector_id: Option<u32>,
+        id_tag: String,
+    },
+    RemoteStop {
+        /// The charger's transaction id (the session's `transaction_ref`).
+        transaction_ref: String,
+    },
+    ChangeAvailability {
+        evse_id: Option<u32>,
+        connector_id: Option<u32>,
+        available: bool,
+    },
+    Reset {
+        hard: bool,
+    },
+    UnlockConnector {
+        evse_id: Option<u32>,
+        connector_id: u32,
+    },
+    Trigger {
+        message: String,
+        evse_id: Option<u32>,
+        connector_id: Option<u32>,
+    },
+    GetConfiguration {
+        keys: Vec<String>,
+    },
+    SetConfiguration {
+        key: String,
+        value: String,
+    },
+    ClearCache,
+    GetBaseReport {
+        report_base: String,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::RemoteStart { .. } => "remote-start",
+            Command::RemoteStop { .. } => "remote-stop",
+            Command::ChangeAvailability { .. } => "change-availability",
+            Command::Reset { .. } => "reset",
+            Command::UnlockConnector { .. } => "unlock-connector",
+            Command::Trigger { .. } => "trigger",
+            Command::GetConfiguration { .. } => "get-configuration",
+            Command::SetConfiguration { .. } => "set-configuration",
+            Command::ClearCache => "clear-cache",
+            Command::GetBaseReport { .. } => "get-base-report",
+        }
+    }
+}
+
+/// The charger's answer to a command: `status` is the charger's own status field when its reply
+/// has one ("Accepted", "Rejected", ...), `response` the whole reply payload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandReply {
+    pub status: String,
+    pub response: serde_json::Value,
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CommandError {
+    #[error("charger {0} is not connected")]
+    Offline(String),
+    #[error("charger did not answer within {0} s")]
+    Timeout(u64),
+    #[error("charger answered with error {code}: {description}")]
+    CallError { code: String, description: String },
+    #[error("command {command} is not supported by {protocol}")]
+    Unsupported {
+        command: &'static str,
+        protocol: &'static str,
+    },
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    #[error("charger connection closed before it answered")]
+    Closed,
+}

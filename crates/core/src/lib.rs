@@ -1,0 +1,13 @@
+//! The chargeops network model. It knows stations, chargers, connectors, sessions and their
+//! one internal status, and nothing of OCPP, YKC, HTTP or SQL.
+
+pub mod command;
+pub mod event;
+pub mod live;
+pub mod model;
+pub mod secret;
+
+pub use command::{Command, CommandError, CommandReply};
+pub use event::Event;
+pub use live::{ChargerSnapshot, Live, StatusCounts};
+pub use model::*;

@@ -1,0 +1,15 @@
+//! Charger fleet simulator and load generator.
+//!
+//! - [`client`]: one simulated OCPP 1.6J charge point over a real WebSocket.
+//! - [`hist`]: a lock-free latency histogram with bounded memory.
+//! - [`bench`]: `chargeops bench ocpp`, thousands of charge points against a server.
+
+pub mod bench;
+pub mod client;
+pub mod hist;
+
+pub use client::{
+    AcceptAll, BootInfo, BootReply, CallOutcome, ChargePoint, ClientError, ConnectOptions, Endpoint,
+    Responder, RttSink, Stats,
+};
+pub use hist::{Histogram, Summary};

@@ -1,0 +1,157 @@
+//! Storage: one trait every backend implements, and the conformance suite they all must pass.
+//!
+//! Architecture invariant: a write method returns only after the data is durably committed, so a
+//! caller that acknowledges something to a charger after `.await` has it on disk first.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use chargeops_core::{
+    ApiToken, BootInfo, Charger, ConnectorState, IdTag, MeterSample, NewSession, Protocol,
+    Registration, Role, Session, SessionStop, Station,
+};
+
+pub mod sqlite;
+pub mod suite;
+
+pub use sqlite::SqliteStore;
+
+/// What a caller can act on; anything else is `Backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    Invalid,
+    Backend,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Invalid(_) => ErrorKind::Invalid,
+            StoreError::Backend(_) => ErrorKind::Backend,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Filter for listing sessions; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionFilter {
+    pub charger_id: Option<String>,
+    pub station_id: Option<String>,
+    /// Only sessions still running (`Some(true)`) or only finished ones (`Some(false)`).
+    pub open: Option<bool>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// Result of starting a session: `created` is false when the same start was seen before
+/// (a charger retrying after a reconnect) and the existing session is returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub session: Session,
+    pub created: bool,
+}
+
+/// Result of stopping a session: `applied` is false when it had already been stopped
+/// (a replayed stop) and nothing changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    pub session: Session,
+    pub applied: bool,
+}
+
+/// One status change kept as history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusRecord {
+    pub charger_id: String,
+    pub state: ConnectorState,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Stations.
+    async fn upsert_station(&self, station: &Station) -> Result<()>;
+    async fn get_station(&self, id: &str) -> Result<Option<Station>>;
+    async fn list_stations(&self) -> Result<Vec<Station>>;
+
+    // Chargers.
+    /// Registers a new charger; `Conflict` when the id exists, `NotFound` when the station does not.
+    async fn insert_charger(&self, charger: &Charger) -> Result<()>;
+    async fn get_charger(&self, id: &str) -> Result<Option<Charger>>;
+    async fn list_chargers(&self) -> Result<Vec<Charger>>;
+    /// Records what the charger said of itself at boot, and when.
+    async fn record_boot(
+        &self,
+        id: &str,
+        protocol: Protocol,
+        info: &BootInfo,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn set_registration(&self, id: &str, registration: Registration) -> Result<()>;
+    async fn set_charger_password(&self, id: &str, password_hash: Option<&str>) -> Result<()>;
+
+    // Connector status: the current value per connector plus every change as history.
+    async fn record_status(&self, charger_id: &str, state: &ConnectorState) -> Result<()>;
+    /// Last known status of every connector of every charger.
+    async fn list_connectors(&self) -> Result<Vec<(String, ConnectorState)>>;
+    async fn status_history(
+        &self,
+        charger_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ConnectorState>>;
+
+    // Sessions.
+    /// Starts a session exactly once. OCPP 1.6 (no `transaction_ref`): a start with the same
+    /// charger, connector, id tag, start time and meter start returns the existing session.
+    /// OCPP 2.0.1: the same charger and `transaction_ref` returns the existing session.
+    async fn start_session(&self, new: &NewSession) -> Result<Started>;
+    async fn get_session(&self, id: i64) -> Result<Option<Session>>;
+    async fn find_session(
+        &self,
+        charger_id: &str,
+        transaction_ref: &str,
+    ) -> Result<Option<Session>>;
+    /// Stops a session exactly once; `NotFound` for an unknown session.
+    async fn stop_session(&self, id: i64, stop: &SessionStop) -> Result<Stopped>;
+    /// Updates a running session's energy so far (and last applied seqNo); ignored once stopped.
+    async fn update_session_energy(
+        &self,
+        id: i64,
+        energy_wh: Option<i64>,
+        seq_no: Option<i64>,
+    ) -> Result<()>;
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<Session>>;
+
+    // Meter values history.
+    async fn record_meter_samples(&self, samples: &[MeterSample]) -> Result<()>;
+    async fn meter_samples(&self, session_id: i64) -> Result<Vec<MeterSample>>;
+
+    // Authorization list.
+    async fn upsert_id_tag(&self, tag: &IdTag) -> Result<()>;
+    async fn get_id_tag(&self, id_tag: &str) -> Result<Option<IdTag>>;
+    async fn list_id_tags(&self) -> Result<Vec<IdTag>>;
+    async fn delete_id_tag(&self, id_tag: &str) -> Result<()>;
+
+    // API tokens (stored as digests).
+    async fn insert_token(&self, name: &str, role: Role, token_digest: &str) -> Result<ApiToken>;
+    async fn find_token(&self, token_digest: &str) -> Result<Option<ApiToken>>;
+    async fn count_tokens(&self) -> Result<u64>;
+}
