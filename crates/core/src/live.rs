@@ -6,7 +6,7 @@
 //! without walking every connector.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -146,9 +146,7 @@ impl Live {
     }
 
     fn shard(&self, charger_id: &str) -> &RwLock<HashMap<String, ChargerLive>> {
-        let mut h = self.hasher.build_hasher();
-        charger_id.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(charger_id) as usize) % SHARDS]
     }
 
     fn station_counters(&self, station_id: &str) -> Arc<StationCounters> {

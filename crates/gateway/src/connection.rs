@@ -315,7 +315,8 @@ pub(crate) async fn run(
 
     // Completes the closing handshake (tungstenite queues the answer to the charger's Close
     // frame until the next flush) so the charger sees a clean close.
-    let _ = futures_util::SinkExt::close(&mut socket).await;
+    let close = futures_util::SinkExt::close(&mut socket);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
     if let Some(p) = pending.take() {
         let _ = p.reply.send(Err(CommandError::Closed));
     }
