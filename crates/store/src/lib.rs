@@ -109,6 +109,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_charger_password(&self, id: &str, password_hash: Option<&str>) -> Result<()>;
 
     // Connector status: the current value per connector plus every change as history.
+    /// A report older than the connector's current one goes to history only; an exact replay
+    /// (same connector, status and time) adds nothing. `NotFound` for an unknown charger.
     async fn record_status(&self, charger_id: &str, state: &ConnectorState) -> Result<()>;
     /// Last known status of every connector of every charger.
     async fn list_connectors(&self) -> Result<Vec<(String, ConnectorState)>>;
@@ -131,7 +133,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Session>>;
     /// Stops a session exactly once; `NotFound` for an unknown session.
     async fn stop_session(&self, id: i64, stop: &SessionStop) -> Result<Stopped>;
-    /// Updates a running session's energy so far (and last applied seqNo); ignored once stopped.
+    /// Updates a running session's energy so far (and last applied seqNo); ignored once stopped,
+    /// and ignored when `seq_no` is older than the last applied one. `NotFound` for an unknown id.
     async fn update_session_energy(
         &self,
         id: i64,
@@ -141,6 +144,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<Session>>;
 
     // Meter values history.
+    /// Stores all samples or none; an exact replay adds nothing. `NotFound` for a sample whose
+    /// session does not exist.
     async fn record_meter_samples(&self, samples: &[MeterSample]) -> Result<()>;
     async fn meter_samples(&self, session_id: i64) -> Result<Vec<MeterSample>>;
 
@@ -148,6 +153,7 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_id_tag(&self, tag: &IdTag) -> Result<()>;
     async fn get_id_tag(&self, id_tag: &str) -> Result<Option<IdTag>>;
     async fn list_id_tags(&self) -> Result<Vec<IdTag>>;
+    /// `NotFound` when there was no such tag.
     async fn delete_id_tag(&self, id_tag: &str) -> Result<()>;
 
     // API tokens (stored as digests).

@@ -318,3 +318,58 @@ impl Store for SqliteStore {
         self.read(queries::count_tokens).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_are_durable_and_checked() {
+        let dir = std::env::temp_dir()
+            .join("chargeops-store-tests")
+            .join(format!("pragmas-{}", std::process::id()));
+        let store = SqliteStore::open_dir(&dir).expect("open");
+        let pragma = |name: &'static str| {
+            move |c: &Connection| {
+                let value = c
+                    .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                    .map_err(error::sql)?;
+                Ok(match value {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(s) => s,
+                    other => format!("{other:?}"),
+                })
+            }
+        };
+        let writer = (
+            store
+                .write(pragma("journal_mode"))
+                .await
+                .expect("journal_mode"),
+            store
+                .write(pragma("synchronous"))
+                .await
+                .expect("synchronous"),
+            store
+                .write(pragma("foreign_keys"))
+                .await
+                .expect("foreign_keys"),
+        );
+        // synchronous: 2 is FULL.
+        assert_eq!(writer, ("wal".into(), "2".into(), "1".into()));
+        let reader = (
+            store
+                .read(pragma("journal_mode"))
+                .await
+                .expect("journal_mode"),
+            store.read(pragma("query_only")).await.expect("query_only"),
+        );
+        assert_eq!(reader, ("wal".into(), "1".into()));
+        let write_on_reader = store
+            .read(|c| c.execute("DELETE FROM stations", []).map_err(error::sql))
+            .await;
+        assert!(write_on_reader.is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

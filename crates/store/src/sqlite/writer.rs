@@ -197,14 +197,15 @@ mod tests {
 
     use rusqlite::Connection;
 
+    use super::super::error::sql;
+
     use super::*;
 
     fn writer() -> (Writer, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "chargeops-store-writer-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
+        // Under the directory the integration tests sweep of stale leftovers.
+        let dir = std::env::temp_dir()
+            .join("chargeops-store-tests")
+            .join(format!("writer-{}-{}", std::process::id(), unique_suffix()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("w.sqlite3");
         let conn = Connection::open(&path).expect("open");
@@ -217,17 +218,20 @@ mod tests {
         (Writer::spawn(conn).expect("spawn"), path)
     }
 
-    fn rand_suffix() -> u128 {
-        std::time::SystemTime::now()
+    fn unique_suffix() -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
+            .map_or(0, |d| d.as_nanos());
+        format!("{n}-{nanos}")
     }
 
     fn insert(k: &'static str) -> impl FnOnce(&Transaction<'_>) -> Result<()> + Send + 'static {
         move |tx| {
             tx.execute("INSERT INTO t (k) VALUES (?1)", [k])
                 .map(drop)
-                .map_err(super::super::error::sql)
+                .map_err(sql)
         }
     }
 
@@ -271,7 +275,7 @@ mod tests {
             Box::new(insert("taken")),
             Box::new(|tx: &Transaction<'_>| {
                 tx.execute("INSERT INTO t (k) VALUES ('half')", [])
-                    .map_err(super::super::error::sql)?;
+                    .map_err(sql)?;
                 Err(StoreError::Invalid("second thoughts".into()))
             }),
             Box::new(|_: &Transaction<'_>| panic!("job panics")),
@@ -294,14 +298,9 @@ mod tests {
         assert!(out[4].is_ok());
         let keys = w
             .write(|tx| {
-                let mut st = tx
-                    .prepare("SELECT k FROM t ORDER BY k")
-                    .map_err(super::super::error::sql)?;
-                let rows = st
-                    .query_map([], |r| r.get::<_, String>(0))
-                    .map_err(super::super::error::sql)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(super::super::error::sql)
+                let mut st = tx.prepare("SELECT k FROM t ORDER BY k").map_err(sql)?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
             })
             .await
             .expect("read back");
@@ -319,7 +318,7 @@ mod tests {
                 tx.execute_batch(
                     "PRAGMA defer_foreign_keys = ON; INSERT INTO t (k, p) VALUES ('orphan', 42);",
                 )
-                .map_err(super::super::error::sql)
+                .map_err(sql)
             }),
             Box::new(insert("y")),
         ];
@@ -334,7 +333,7 @@ mod tests {
         let count = w
             .write(|tx| {
                 tx.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
-                    .map_err(super::super::error::sql)
+                    .map_err(sql)
             })
             .await
             .expect("count");
