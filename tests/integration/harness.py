@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import requests
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConcurrencyError, ConnectionClosed
+from websockets.protocol import State
 
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("CHARGEOPS_BIN", REPO / "target" / "debug" / "chargeops"))
@@ -556,13 +558,15 @@ def boot_payload(version: str) -> dict:
 
 
 async def wait_closed(ws, timeout: float = WAIT) -> None:
-    """Wait until the server closed `ws` (reading and discarding anything it still sends)."""
+    """Wait until the server closed `ws` (fails if it is still open after `timeout`).
 
+    Reads and discards anything still sent, unless another task (a charge point's receive
+    loop) is already reading the connection."""
     async def drain():
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
             while True:
                 await ws.recv()
 
     await asyncio.wait_for(drain(), timeout)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(ws.wait_closed(), timeout)
+    await asyncio.wait_for(ws.wait_closed(), timeout)
+    assert ws.state is State.CLOSED, f"connection still {ws.state!r}"

@@ -3,7 +3,6 @@ health, metrics and the event stream's HTTP surface."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -89,7 +88,7 @@ def test_chargers_register_list_get(server):
     sid = uid("st")
     server.ensure_station(sid)
     cid = uid("reg")
-    server.ok("POST", "/api/v1/chargers", {"id": cid, "station_id": sid, "password": "pw-12345678"}, status=201)
+    server.ok("POST", "/api/v1/chargers", {"id": cid, "station_id": sid, "password": "pw-1234567890abcdef"}, status=201)
     assert_error(server.api("POST", "/api/v1/chargers", {"id": cid, "station_id": sid}), 409)
     assert_error(server.api("POST", "/api/v1/chargers", {"id": uid("reg"), "station_id": "no-such-station"}), (400, 404))
     assert_error(server.api("POST", "/api/v1/chargers", {"station_id": sid}), 400)
@@ -102,7 +101,7 @@ def test_chargers_register_list_get(server):
     assert charger["online"] is False
     assert charger["registration"] == "accepted"
     assert charger["connectors"] == []
-    assert "pw-12345678" not in str(charger)
+    assert "pw-1234567890abcdef" not in str(charger)
     listed = {c["id"]: c for c in body_list(server.ok("GET", "/api/v1/chargers"))}
     assert listed[cid]["station_id"] == sid
     assert server.ok("GET", f"/api/v1/stations/{sid}")["chargers"] == 1
@@ -137,7 +136,7 @@ def test_id_tags_create_list_delete(server):
 
 def test_sessions_filters_order_and_lookup(server):
     cid = uid("sess")
-    server.register(cid, password="sess-pass")
+    server.register(cid, password="sessions-password-16")
     tag = uid("TG")[:20]
     server.add_tag(tag)
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=5)
@@ -146,7 +145,7 @@ def test_sessions_filters_order_and_lookup(server):
         return (base + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
 
     async def scenario():
-        async with charge_point(server, cid, "1.6", "sess-pass") as cp:
+        async with charge_point(server, cid, "1.6", "sessions-password-16") as cp:
             await cp.boot()
             refs = []
             for i in range(3):
@@ -204,10 +203,10 @@ SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (-?[0-9.eE+-]+|NaN|\+
 
 def test_metrics_are_prometheus_text(server):
     cid = uid("metr")
-    server.register(cid, password="metrics-pw")
+    server.register(cid, password="metrics-password-16")
 
     async def scenario():
-        async with charge_point(server, cid, "1.6", "metrics-pw") as cp:
+        async with charge_point(server, cid, "1.6", "metrics-password-16") as cp:
             await cp.boot()
             await cp.heartbeat()
             return await server.aapi("GET", "/metrics")
@@ -233,10 +232,10 @@ def test_event_stream_is_server_sent_events(server):
         assert events.status_code == 200
         assert events.content_type.startswith("text/event-stream")
         cid = uid("sse")
-        server.register(cid, password="sse-pw")
+        server.register(cid, password="sse-password-16chars")
 
         async def scenario():
-            async with charge_point(server, cid, "2.0.1", "sse-pw") as cp:
+            async with charge_point(server, cid, "2.0.1", "sse-password-16chars") as cp:
                 await cp.boot()
                 await cp.status_notification(1, 1, "Available")
                 await cp.status_notification(1, 1, "Faulted")

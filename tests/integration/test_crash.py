@@ -19,14 +19,14 @@ def test_ocpp16_session_survives_kill_9_and_replayed_stop_closes_it_once(make_se
     station = uid("crash-st")
     server.ensure_station(station, name="Crash Test Service Area", lat=31.2, lon=121.4)
     cid = uid("crash16")
-    server.register(cid, password="crash-pw", station=station)
+    server.register(cid, password="crash-password-16x", station=station)
     tag = uid("CT")[:20]
     server.add_tag(tag)
     t_start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=40)
     t_stop = t_start + timedelta(minutes=30)
 
     async def before_crash():
-        async with charge_point(server, cid, "1.6", "crash-pw") as cp:
+        async with charge_point(server, cid, "1.6", "crash-password-16x") as cp:
             assert (await cp.boot()).status == "Accepted"
             await cp.status_notification(1, "Preparing")
             start = await cp.start_transaction(1, tag, meter_start=42_000, timestamp=iso(t_start))
@@ -50,7 +50,7 @@ def test_ocpp16_session_survives_kill_9_and_replayed_stop_closes_it_once(make_se
     assert tag in {t["id_tag"] for t in body_list(server.ok("GET", "/api/v1/id-tags"))}
 
     async def after_restart():
-        async with charge_point(server, cid, "1.6", "crash-pw") as cp:
+        async with charge_point(server, cid, "1.6", "crash-password-16x") as cp:
             assert (await cp.boot()).status == "Accepted"
             await cp.stop_transaction(tx, 57_500, reason="PowerLoss", timestamp=iso(t_stop))
             first = await asyncio.to_thread(server.sessions, cid)
@@ -78,14 +78,14 @@ def test_ocpp16_session_survives_kill_9_and_replayed_stop_closes_it_once(make_se
 def test_ocpp201_transaction_survives_kill_9_and_replays_create_no_duplicate(make_server):
     server = make_server()
     cid = uid("crash201")
-    server.register(cid, password="crash-pw-2")
+    server.register(cid, password="crash-password-201x")
     tag = uid("CT")[:20]
     server.add_tag(tag)
     t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=50)
     tx = f"{cid}-tx1"
 
     async def before_crash():
-        async with charge_point(server, cid, "2.0.1", "crash-pw-2") as cp:
+        async with charge_point(server, cid, "2.0.1", "crash-password-201x") as cp:
             assert (await cp.boot()).status == "Accepted"
             res = await cp.transaction_event("Started", tx, "Authorized", seq_no=0, id_token=tag, meter_wh=5_000,
                                              charging_state="Charging", timestamp=iso(t0))
@@ -99,7 +99,7 @@ def test_ocpp201_transaction_survives_kill_9_and_replays_create_no_duplicate(mak
     assert sessions[0]["stopped_at"] is None and sessions[0]["meter_start_wh"] == 5_000
 
     async def after_restart():
-        async with charge_point(server, cid, "2.0.1", "crash-pw-2") as cp:
+        async with charge_point(server, cid, "2.0.1", "crash-password-201x") as cp:
             assert (await cp.boot()).status == "Accepted"
             # The charger is unsure the Started arrived and sends it again after reconnecting.
             await cp.transaction_event("Started", tx, "Authorized", seq_no=0, id_token=tag, meter_wh=5_000,
@@ -129,10 +129,10 @@ def test_graceful_restart_keeps_everything(make_server):
     """SIGTERM then start again: nothing is lost either, and chargers come back online."""
     server = make_server()
     cid = uid("term")
-    server.register(cid, password="term-pw")
+    server.register(cid, password="sigterm-password-16")
 
     async def session():
-        async with charge_point(server, cid, "1.6", "term-pw") as cp:
+        async with charge_point(server, cid, "1.6", "sigterm-password-16") as cp:
             await cp.boot()
             await cp.status_notification(1, "Available")
             start = await cp.start_transaction(1, "ANY-TAG", meter_start=0)
@@ -146,7 +146,7 @@ def test_graceful_restart_keeps_everything(make_server):
     assert [(c["connector_id"], c["status"]) for c in charger["connectors"]] == [(1, "offline")]
 
     async def back():
-        async with charge_point(server, cid, "1.6", "term-pw") as cp:
+        async with charge_point(server, cid, "1.6", "sigterm-password-16") as cp:
             await cp.boot()
             await cp.status_notification(1, "Charging")
             assert (await asyncio.to_thread(server.charger, cid))["online"] is True

@@ -35,7 +35,7 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def new_charger(server, password: str | None = "s3cret-pass") -> tuple[str, str | None]:
+def new_charger(server, password: str | None = "s3cret-pass-16chars") -> tuple[str, str | None]:
     cid = uid("cp16")
     server.register(cid, password=password)
     return cid, password
@@ -70,7 +70,7 @@ def test_boot_is_accepted_with_interval_and_details_are_stored(server):
             assert charger["serial_number"] == "SN-4711"
             assert charger["firmware_version"] == "1.2.3"
             assert charger["registration"] == "accepted"
-            assert "s3cret-pass" not in json.dumps(charger)
+            assert "s3cret-pass-16chars" not in json.dumps(charger)
 
     run(scenario())
 
@@ -564,10 +564,10 @@ def test_station_counts_connectors_by_status(server):
     station = uid("st-counts")
     server.ensure_station(station, name="G4 Test Service Area", lat=30.5, lon=114.3, highway="G4", direction="north")
     cid = uid("cp16")
-    server.register(cid, password="pw-counts", station=station)
+    server.register(cid, password="station-counts-pass16", station=station)
 
     async def scenario():
-        async with charge_point(server, cid, V, "pw-counts") as cp:
+        async with charge_point(server, cid, V, "station-counts-pass16") as cp:
             await cp.boot()
             await cp.status_notification(1, "Available")
             await cp.status_notification(2, "Charging")

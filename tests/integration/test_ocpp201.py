@@ -29,7 +29,7 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def new_charger(server, password: str | None = "pw-201-secret") -> tuple[str, str | None]:
+def new_charger(server, password: str | None = "pw-201-secret-16ch") -> tuple[str, str | None]:
     cid = uid("cp201")
     server.register(cid, password=password)
     return cid, password
@@ -383,6 +383,45 @@ def test_trigger_message(server):
                 "requestedMessage": "StatusNotification", "evse": {"id": 1, "connectorId": 1}
             }
             await await_until(status_is(server, cid, 1, 1, "available"))
+
+    run(scenario())
+
+
+def test_get_and_set_configuration_map_to_get_and_set_variables(server):
+    cid, pw = new_charger(server)
+
+    async def scenario():
+        async with charge_point(server, cid, V, pw) as cp:
+            await cp.boot()
+            base = f"/api/v1/chargers/{cid}/commands"
+            body = await server.aok("POST", f"{base}/get-configuration",
+                                    {"keys": ["OCPPCommCtrlr.HeartbeatInterval", "Nope.Nothing"]})
+            assert await cp.wait_call("GetVariables") == {"getVariableData": [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}},
+                {"component": {"name": "Nope"}, "variable": {"name": "Nothing"}},
+            ]}
+            assert body["response"] == {"getVariableResult": [
+                {"attributeStatus": "Accepted", "attributeValue": "300",
+                 "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}},
+                {"attributeStatus": "UnknownVariable",
+                 "component": {"name": "Nope"}, "variable": {"name": "Nothing"}},
+            ]}
+
+            body = await server.aok("POST", f"{base}/set-configuration",
+                                    {"key": "OCPPCommCtrlr.HeartbeatInterval", "value": "120"})
+            assert body["status"] == "Accepted"
+            assert await cp.wait_call("SetVariables") == {"setVariableData": [
+                {"attributeValue": "120", "component": {"name": "OCPPCommCtrlr"},
+                 "variable": {"name": "HeartbeatInterval"}},
+            ]}
+            assert cp.variables[("OCPPCommCtrlr", "HeartbeatInterval")] == "120"
+            body = await server.aok("POST", f"{base}/set-configuration", {"key": "Nope.Nothing", "value": "1"})
+            assert body["status"] == "UnknownVariable"
+
+            body = await server.aok("POST", f"{base}/get-base-report", {"report_base": "FullInventory"})
+            assert body == {"status": "Accepted", "response": {"status": "Accepted"}}
+            req = await cp.wait_call("GetBaseReport")
+            assert req["reportBase"] == "FullInventory" and isinstance(req["requestId"], int)
 
     run(scenario())
 

@@ -89,14 +89,14 @@ def test_rejected_charger_gets_rejected_boot(make_server, version):
 def test_closed_policy_refuses_unknown_chargers_but_serves_registered_ones(make_server):
     server = make_server(registration="closed")
     known = uid("known")
-    server.register(known, password="known-pass")
+    server.register(known, password="known-charger-pass16")
 
     async def scenario():
         assert await upgrade_status(server, uid("stranger")) == 404
         assert await upgrade_status(server, uid("stranger"), "2.0.1") == 404
         chargers = [c["id"] for c in body_list(await server.aok("GET", "/api/v1/chargers"))]
         assert all(not c.startswith("stranger") for c in chargers), "a refused charger must not be registered"
-        async with charge_point(server, known, "1.6", "known-pass") as cp:
+        async with charge_point(server, known, "1.6", "known-charger-pass16") as cp:
             assert (await cp.boot()).status == "Accepted"
             await cp.heartbeat()
 

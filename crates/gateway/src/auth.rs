@@ -33,6 +33,11 @@ pub fn valid_charger_id(id: &str) -> bool {
         && !id.contains("..")
 }
 
+/// `/ocpp/a/b` and friends: a charger id never spans path segments.
+pub(crate) async fn bad_path(State(gw): State<Arc<Gateway>>) -> Response {
+    refuse(&gw, StatusCode::BAD_REQUEST, "invalid charger id")
+}
+
 pub(crate) async fn missing_id() -> Response {
     (StatusCode::BAD_REQUEST, "charger id missing from the path: use /ocpp/{chargerId}").into_response()
 }

@@ -176,6 +176,7 @@ impl Gateway {
         Router::new()
             .route("/ocpp/{charger_id}", get(auth::upgrade))
             .route("/ocpp/", get(auth::missing_id))
+            .route("/ocpp/{charger_id}/{*rest}", get(auth::bad_path))
             .with_state(self.clone())
     }
 

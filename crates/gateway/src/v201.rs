@@ -275,6 +275,17 @@ fn evse_of(evse_id: Option<u32>, connector_id: Option<u32>) -> Option<u32> {
     evse_id.or(connector_id)
 }
 
+/// An EVSEType: with an `evse_id` the connector is passed on as `connectorId`; with only a
+/// `connector_id` (the API's 1.6 habit) it names the EVSE, EVSE n having connector 1.
+fn evse_type(evse_id: Option<u32>, connector_id: Option<u32>) -> Option<Value> {
+    match (evse_id, connector_id) {
+        (Some(e), Some(c)) => Some(json!({ "id": e, "connectorId": c })),
+        (Some(e), None) => Some(json!({ "id": e })),
+        (None, Some(c)) => Some(json!({ "id": c })),
+        (None, None) => None,
+    }
+}
+
 /// Maps a protocol-neutral command to the 2.0.1 action and payload.
 pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandError> {
     Ok(match cmd {
@@ -298,8 +309,8 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
             let mut p = json!({
                 "operationalStatus": if *available { "Operative" } else { "Inoperative" },
             });
-            if let Some(e) = evse_of(*evse_id, *connector_id).filter(|e| *e > 0) {
-                p["evse"] = json!({ "id": e });
+            if let Some(evse) = evse_type(*evse_id, *connector_id).filter(|e| e["id"] != 0) {
+                p["evse"] = evse;
             }
             ("ChangeAvailability", p)
         }
@@ -312,8 +323,8 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
         ),
         Command::Trigger { message, evse_id, connector_id } => {
             let mut p = json!({ "requestedMessage": message });
-            if let Some(e) = evse_of(*evse_id, *connector_id) {
-                p["evse"] = json!({ "id": e });
+            if let Some(evse) = evse_type(*evse_id, *connector_id) {
+                p["evse"] = evse;
             }
             ("TriggerMessage", p)
         }

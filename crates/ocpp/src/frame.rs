@@ -96,7 +96,12 @@ pub struct FrameError {
 }
 
 impl FrameError {
-    fn new(id: Option<&str>, code: ErrorCode, message_type: Option<u8>, description: String) -> Self {
+    fn new(
+        id: Option<&str>,
+        code: ErrorCode,
+        message_type: Option<u8>,
+        description: String,
+    ) -> Self {
         FrameError {
             id: id.map(str::to_owned),
             code,
@@ -120,19 +125,34 @@ impl FrameError {
             return None;
         }
         let id = self.id.as_deref().unwrap_or("-1");
-        Some(encode_error(id, self.code, version, &self.description, &Value::Object(Map::new())))
+        Some(encode_error(
+            id,
+            self.code,
+            version,
+            &self.description,
+            &Value::Object(Map::new()),
+        ))
     }
 }
 
 /// Decodes one WebSocket text frame.
 ///
-/// The version only matters for the wording of errors; the frame layout is the same in
-/// 1.6 and 2.0.1. Numbers keep their exact value (the crate enables serde_json's
-/// `float_roundtrip`); integers beyond 64 bits become floats and fail schema validation.
+/// The frame layout is the same in 1.6 and 2.0.1, so today `version` changes nothing
+/// here: codes are spelled per version only when encoded, and [`FrameError::answer`]
+/// applies the rules that differ. It is taken so 2.1's extra message types (SEND,
+/// CALLRESULTERROR) can be added without changing every caller.
+///
+/// Numbers keep their exact value (the crate enables serde_json's `float_roundtrip`);
+/// integers beyond 64 bits become floats and fail schema validation.
 pub fn decode(text: &str, version: Version) -> Result<Frame, FrameError> {
     let _ = version;
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        FrameError::new(None, ErrorCode::RpcFrameworkError, None, format!("not valid JSON: {e}"))
+        FrameError::new(
+            None,
+            ErrorCode::RpcFrameworkError,
+            None,
+            format!("not valid JSON: {e}"),
+        )
     })?;
     let Value::Array(items) = value else {
         return Err(FrameError::new(
@@ -181,7 +201,12 @@ pub fn decode(text: &str, version: Version) -> Result<Frame, FrameError> {
     let id = match id {
         Ok(id) => id.to_owned(),
         Err(why) => {
-            return Err(FrameError::new(None, ErrorCode::RpcFrameworkError, Some(known), why));
+            return Err(FrameError::new(
+                None,
+                ErrorCode::RpcFrameworkError,
+                Some(known),
+                why,
+            ));
         }
     };
     let expected = match known {
@@ -210,29 +235,53 @@ pub fn decode(text: &str, version: Version) -> Result<Frame, FrameError> {
             };
             let payload = next();
             if !payload.is_object() {
-                return Err(err(ErrorCode::FormatViolation, "payload is not a JSON object"));
+                return Err(err(
+                    ErrorCode::FormatViolation,
+                    "payload is not a JSON object",
+                ));
             }
-            Ok(Frame::Call(Call { id, action, payload }))
+            Ok(Frame::Call(Call {
+                id,
+                action,
+                payload,
+            }))
         }
         3 => {
             let payload = next();
             if !payload.is_object() {
-                return Err(err(ErrorCode::FormatViolation, "payload is not a JSON object"));
+                return Err(err(
+                    ErrorCode::FormatViolation,
+                    "payload is not a JSON object",
+                ));
             }
             Ok(Frame::CallResult(CallResult { id, payload }))
         }
         _ => {
             let Value::String(code) = next() else {
-                return Err(err(ErrorCode::RpcFrameworkError, "error code is not a string"));
+                return Err(err(
+                    ErrorCode::RpcFrameworkError,
+                    "error code is not a string",
+                ));
             };
             let Value::String(description) = next() else {
-                return Err(err(ErrorCode::RpcFrameworkError, "error description is not a string"));
+                return Err(err(
+                    ErrorCode::RpcFrameworkError,
+                    "error description is not a string",
+                ));
             };
             let details = next();
             if !details.is_object() {
-                return Err(err(ErrorCode::FormatViolation, "error details is not a JSON object"));
+                return Err(err(
+                    ErrorCode::FormatViolation,
+                    "error details is not a JSON object",
+                ));
             }
-            Ok(Frame::CallError(CallError { id, code, description, details }))
+            Ok(Frame::CallError(CallError {
+                id,
+                code,
+                description,
+                details,
+            }))
         }
     }
 }
@@ -243,7 +292,9 @@ fn read_id(v: Option<&Value>) -> Result<&str, String> {
         Some(Value::String(s)) => {
             // Byte length bounds the character count from above, so most ids skip counting.
             if s.len() > MAX_MESSAGE_ID_LEN && s.chars().count() > MAX_MESSAGE_ID_LEN {
-                Err(format!("message id is longer than {MAX_MESSAGE_ID_LEN} characters"))
+                Err(format!(
+                    "message id is longer than {MAX_MESSAGE_ID_LEN} characters"
+                ))
             } else {
                 Ok(s)
             }

@@ -6,6 +6,27 @@
 //! malformed message becomes a CALLERROR, never a dropped socket. Nothing here panics on
 //! outside input, which is why the whole crate can be fed to a fuzzer (see `fuzz/`).
 //!
+//! ```
+//! use chargeops_ocpp::schema::{self, Direction};
+//! use chargeops_ocpp::{Frame, Version, decode, encode_error, encode_result, from_payload, v16};
+//! use serde_json::json;
+//!
+//! let text = r#"[2,"19223201","Authorize",{"idTag":"04A2B3C4D5E680"}]"#;
+//! let answer = match decode(text, Version::V16) {
+//!     Ok(Frame::Call(call)) => match schema::validate(Version::V16, &call.action, Direction::Request, &call.payload) {
+//!         Ok(()) => {
+//!             let req: v16::AuthorizeRequest = from_payload(&call.payload).expect("validated");
+//!             assert_eq!(req.id_tag, "04A2B3C4D5E680");
+//!             Some(encode_result(&call.id, &json!({"idTagInfo": {"status": "Accepted"}})))
+//!         }
+//!         Err(e) => Some(encode_error(&call.id, e.code, Version::V16, &e.to_string(), &json!({}))),
+//!     },
+//!     Ok(_) => None, // responses go to whoever waits for them
+//!     Err(e) => e.answer(Version::V16),
+//! };
+//! assert_eq!(answer.as_deref(), Some(r#"[3,"19223201",{"idTagInfo":{"status":"Accepted"}}]"#));
+//! ```
+//!
 //! Module map:
 //! - [`frame`](crate::decode): the `[2, id, action, payload]` array codec.
 //! - [`schema`]: a small JSON-schema validator over the OCA schemas, compiled once.
@@ -150,7 +171,7 @@ pub fn from_payload<T: serde::de::DeserializeOwned>(
     T::deserialize(payload).map_err(|e| schema::SchemaError {
         code: ErrorCode::PropertyConstraintViolation,
         path: String::new(),
-        description: format!("payload: {e}"),
+        description: e.to_string(),
     })
 }
 

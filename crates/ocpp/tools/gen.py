@@ -15,6 +15,7 @@ import json
 import keyword
 import os
 import shutil
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -383,6 +384,8 @@ def main():
         table.append("")
     with open(os.path.join(CRATE, "src", "schema", "table.rs"), "w") as f:
         f.write("\n".join(table))
+    generated = [os.path.join(CRATE, "src", p) for p in ("v16.rs", "v201.rs", "schema/table.rs")]
+    subprocess.run(["rustfmt", "--edition", "2024", *generated], check=True)
 
 
 if __name__ == "__main__":

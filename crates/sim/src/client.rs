@@ -74,7 +74,9 @@ impl ClientError {
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            ClientError::CallError { .. } | ClientError::Timeout { .. } | ClientError::BadAnswer { .. }
+            ClientError::CallError { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::BadAnswer { .. }
         )
     }
 }
@@ -94,16 +96,24 @@ impl Endpoint {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
-        let uri: Uri = url.parse().map_err(|e: tungstenite::http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: tungstenite::http::uri::InvalidUri| invalid(&e.to_string()))?;
         if uri.scheme_str() != Some("ws") {
             return Err(invalid("only ws:// is supported"));
         }
         let host = uri.host().ok_or_else(|| invalid("no host"))?;
         let port = uri.port_u16().unwrap_or(80);
-        let host_port = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
+        let host_port = format!(
+            "{}:{port}",
+            host.trim_start_matches('[').trim_end_matches(']')
+        );
         let addr = tokio::net::lookup_host(host_port.as_str())
             .await
-            .map_err(|source| ClientError::Resolve { host: host_port.clone(), source })?
+            .map_err(|source| ClientError::Resolve {
+                host: host_port.clone(),
+                source,
+            })?
             .next()
             .ok_or_else(|| ClientError::Resolve {
                 host: host_port.clone(),
@@ -192,24 +202,32 @@ impl Responder for AcceptAll {
                     .and_then(Value::as_array)
                     .map(|keys| keys.iter().filter_map(Value::as_str).collect());
                 let known = |k: &str| CONFIGURATION.iter().find(|(name, ..)| *name == k);
-                let entry = |&(key, value, readonly): &(&str, &str, bool)| {
-                    json!({ "key": key, "readonly": readonly, "value": value })
-                };
+                let entry = |&(key, value, readonly): &(&str, &str, bool)| json!({ "key": key, "readonly": readonly, "value": value });
                 match wanted {
                     Some(keys) if !keys.is_empty() => {
-                        let found: Vec<Value> = keys.iter().filter_map(|k| known(k)).map(entry).collect();
-                        let unknown: Vec<&str> = keys.iter().copied().filter(|k| known(k).is_none()).collect();
+                        let found: Vec<Value> =
+                            keys.iter().filter_map(|k| known(k)).map(entry).collect();
+                        let unknown: Vec<&str> = keys
+                            .iter()
+                            .copied()
+                            .filter(|k| known(k).is_none())
+                            .collect();
                         let mut answer = json!({ "configurationKey": found });
                         if !unknown.is_empty() {
                             answer["unknownKey"] = json!(unknown);
                         }
                         answer
                     }
-                    _ => json!({ "configurationKey": CONFIGURATION.iter().map(entry).collect::<Vec<_>>() }),
+                    _ => {
+                        json!({ "configurationKey": CONFIGURATION.iter().map(entry).collect::<Vec<_>>() })
+                    }
                 }
             }
             other => {
-                return Err((ErrorCode::NotImplemented, format!("{other} is not implemented by the simulator")));
+                return Err((
+                    ErrorCode::NotImplemented,
+                    format!("{other} is not implemented by the simulator"),
+                ));
             }
         })
     }
@@ -268,8 +286,15 @@ pub struct BootInfo {
 
 /// One frame read from the server, after any CALL in it was answered.
 enum Incoming {
-    Result { id: Box<str>, payload: Value },
-    Error { id: Box<str>, code: String, description: String },
+    Result {
+        id: Box<str>,
+        payload: Value,
+    },
+    Error {
+        id: Box<str>,
+        code: String,
+        description: String,
+    },
     Other,
 }
 
@@ -329,34 +354,57 @@ impl ChargePoint<AcceptAll> {
         options: &ConnectOptions,
     ) -> Result<ChargePoint<AcceptAll>, ClientError> {
         let url = endpoint.url_for(id);
-        let mut request = url.as_str().into_client_request().map_err(|e| ClientError::InvalidUrl {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut request =
+            url.as_str()
+                .into_client_request()
+                .map_err(|e| ClientError::InvalidUrl {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
         let headers = request.headers_mut();
-        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("ocpp1.6"));
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("ocpp1.6"),
+        );
         if let Some(password) = &options.password {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{password}"));
-            let value = HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| ClientError::InvalidUrl {
-                url: url.clone(),
-                reason: format!("credentials do not fit a header: {e}"),
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{password}"));
+            let value = HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| {
+                ClientError::InvalidUrl {
+                    url: url.clone(),
+                    reason: format!("credentials do not fit a header: {e}"),
+                }
             })?;
             headers.insert(header::AUTHORIZATION, value);
         }
 
         let addr = endpoint.addr();
         let connect_err = |source| ClientError::Connect { addr, source };
-        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(connect_err)?;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(connect_err)?;
         if let Some(ip) = options.bind {
             socket.bind(SocketAddr::new(ip, 0)).map_err(connect_err)?;
         }
         let stream = socket.connect(addr).await.map_err(connect_err)?;
         stream.set_nodelay(true).map_err(connect_err)?;
 
-        let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
-            .await
-            .map_err(ClientError::Handshake)?;
-        if response.headers().get(header::SEC_WEBSOCKET_PROTOCOL).map(HeaderValue::as_bytes)
+        let (ws, response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+                .await
+                .map_err(|e| match e {
+                    tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+                    ) => ClientError::Subprotocol,
+                    e => ClientError::Handshake(e),
+                })?;
+        if response
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .map(HeaderValue::as_bytes)
             != Some(b"ocpp1.6".as_slice())
         {
             return Err(ClientError::Subprotocol);
@@ -443,7 +491,11 @@ impl<R: Responder> ChargePoint<R> {
                     self.observe(action, sent.elapsed(), CallOutcome::Result);
                     return Ok(payload);
                 }
-                Incoming::Error { id, code, description } if *id == *message_id => {
+                Incoming::Error {
+                    id,
+                    code,
+                    description,
+                } if *id == *message_id => {
                     self.stats.call_errors += 1;
                     self.observe(action, sent.elapsed(), CallOutcome::CallError);
                     return Err(ClientError::CallError {
@@ -484,9 +536,7 @@ impl<R: Responder> ChargePoint<R> {
     /// Sends a close frame and waits briefly for the server's.
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.ws.close(None).await?;
-        let drain = async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        };
+        let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
         Ok(())
     }
@@ -514,15 +564,21 @@ impl<R: Responder> ChargePoint<R> {
                 self.ws.flush().await?;
                 return Ok(Incoming::Other);
             }
-            Message::Binary(_) | Message::Pong(_) | Message::Frame(_) => return Ok(Incoming::Other),
+            Message::Binary(_) | Message::Pong(_) | Message::Frame(_) => {
+                return Ok(Incoming::Other);
+            }
         };
         match chargeops_ocpp::decode(text.as_str(), VERSION) {
             Ok(Frame::Call(call)) => {
                 let answer = match self.responder.respond(&call.action, &call.payload) {
                     Ok(payload) => chargeops_ocpp::encode_result(&call.id, &payload),
-                    Err((code, description)) => {
-                        chargeops_ocpp::encode_error(&call.id, code, VERSION, &description, &json!({}))
-                    }
+                    Err((code, description)) => chargeops_ocpp::encode_error(
+                        &call.id,
+                        code,
+                        VERSION,
+                        &description,
+                        &json!({}),
+                    ),
                 };
                 self.stats.server_calls += 1;
                 self.ws.send(Message::text(answer)).await?;
@@ -552,7 +608,8 @@ impl<R: Responder> ChargePoint<R> {
     // to send what a real charger sends, including what the typed messages would refuse.
 
     pub async fn boot_notification(&mut self, info: &BootInfo) -> Result<BootReply, ClientError> {
-        let mut payload = json!({ "chargePointVendor": info.vendor, "chargePointModel": info.model });
+        let mut payload =
+            json!({ "chargePointVendor": info.vendor, "chargePointModel": info.model });
         if let Some(s) = &info.serial_number {
             payload["chargePointSerialNumber"] = json!(s);
         }
@@ -569,7 +626,10 @@ impl<R: Responder> ChargePoint<R> {
             .and_then(Value::as_str)
             .ok_or_else(|| bad("no status"))?
             .to_owned();
-        let interval = answer.get("interval").and_then(Value::as_u64).ok_or_else(|| bad("no interval"))?;
+        let interval = answer
+            .get("interval")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("no interval"))?;
         Ok(BootReply { status, interval })
     }
 
@@ -669,7 +729,8 @@ impl<R: Responder> ChargePoint<R> {
 
 fn received(message: Option<Result<Message, tungstenite::Error>>) -> Result<Message, ClientError> {
     match message {
-        None | Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
+        None
+        | Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
             Err(ClientError::Closed)
         }
         Some(Err(e)) => Err(e.into()),

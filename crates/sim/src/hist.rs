@@ -35,7 +35,9 @@ impl Default for Histogram {
 
 impl std::fmt::Debug for Histogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Histogram").field("summary", &self.summary()).finish()
+        f.debug_struct("Histogram")
+            .field("summary", &self.summary())
+            .finish()
     }
 }
 
@@ -78,7 +80,11 @@ impl Histogram {
 
     /// Count, mean and quantiles at this moment.
     pub fn summary(&self) -> Summary {
-        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let count: u64 = counts.iter().sum();
         let max = self.max.load(Ordering::Relaxed);
         let quantile = |q: f64| -> u64 {
@@ -98,7 +104,11 @@ impl Histogram {
         };
         Summary {
             count,
-            mean_us: if count == 0 { 0 } else { self.sum.load(Ordering::Relaxed) / count },
+            mean_us: self
+                .sum
+                .load(Ordering::Relaxed)
+                .checked_div(count)
+                .unwrap_or(0),
             p50_us: quantile(0.50),
             p90_us: quantile(0.90),
             p99_us: quantile(0.99),
@@ -129,7 +139,11 @@ mod tests {
         for v in (0..100_000u64).chain([u64::from(u32::MAX) - 1, u64::from(u32::MAX)]) {
             let i = bucket_of(v);
             assert!(i < BUCKETS, "{v} -> {i}");
-            assert!(upper_of(i) >= v, "{v} above bucket {i} upper {}", upper_of(i));
+            assert!(
+                upper_of(i) >= v,
+                "{v} above bucket {i} upper {}",
+                upper_of(i)
+            );
             if i > 0 {
                 assert!(upper_of(i - 1) < v, "{v} belongs below bucket {i}");
             }

@@ -9,7 +9,7 @@ pub mod client;
 pub mod hist;
 
 pub use client::{
-    AcceptAll, BootInfo, BootReply, CallOutcome, ChargePoint, ClientError, ConnectOptions, Endpoint,
-    Responder, RttSink, Stats,
+    AcceptAll, BootInfo, BootReply, CallOutcome, ChargePoint, ClientError, ConnectOptions,
+    Endpoint, Responder, RttSink, Stats,
 };
 pub use hist::{Histogram, Summary};

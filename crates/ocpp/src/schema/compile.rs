@@ -60,7 +60,11 @@ enum Seg {
 
 impl Violation {
     fn new(code: ErrorCode, what: impl Into<String>) -> Self {
-        Violation { code, rev_path: Vec::new(), what: what.into() }
+        Violation {
+            code,
+            rev_path: Vec::new(),
+            what: what.into(),
+        }
     }
 
     fn under(mut self, seg: Seg) -> Self {
@@ -78,7 +82,11 @@ impl Violation {
                 Seg::Index(i) => path.push_str(&i.to_string()),
             }
         }
-        SchemaError::at(self.code, path, &self.what)
+        SchemaError {
+            code: self.code,
+            path,
+            description: self.what,
+        }
     }
 }
 
@@ -94,7 +102,11 @@ impl Compiled {
     pub(crate) fn from_text(text: &str) -> Result<Compiled, String> {
         let schema: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let definitions = schema.get("definitions").and_then(Value::as_object);
-        let mut c = Compiler { nodes: Vec::new(), definitions, defined: Vec::new() };
+        let mut c = Compiler {
+            nodes: Vec::new(),
+            definitions,
+            defined: Vec::new(),
+        };
         let root = c.node(&schema)?;
         debug_assert_eq!(root, 0);
         Ok(Compiled { nodes: c.nodes })
@@ -106,7 +118,10 @@ impl Compiled {
 
     fn check(&self, at: usize, v: &Value) -> Result<(), Violation> {
         let Some(node) = self.nodes.get(at) else {
-            return Err(Violation::new(ErrorCode::InternalError, "schema node missing"));
+            return Err(Violation::new(
+                ErrorCode::InternalError,
+                "schema node missing",
+            ));
         };
         if node.types != 0 {
             check_type(node.types, v)?;
@@ -172,8 +187,10 @@ impl Compiled {
         if node.closed {
             for key in obj.keys() {
                 if !node.properties.iter().any(|(name, _)| **name == **key) {
-                    return Err(Violation::new(ErrorCode::FormatViolation, "unknown property")
-                        .under(Seg::Key(key.clone())));
+                    return Err(
+                        Violation::new(ErrorCode::FormatViolation, "unknown property")
+                            .under(Seg::Key(key.clone())),
+                    );
                 }
             }
         }
@@ -188,7 +205,8 @@ impl Compiled {
         }
         for (name, sub) in node.properties.iter() {
             if let Some(v) = obj.get(&**name) {
-                self.check(*sub, v).map_err(|e| e.under(Seg::Key(name.to_string())))?;
+                self.check(*sub, v)
+                    .map_err(|e| e.under(Seg::Key(name.to_string())))?;
             }
         }
         Ok(())
@@ -237,7 +255,9 @@ fn check_type(types: u8, v: &Value) -> Result<(), Violation> {
             } else if n.is_i64() {
                 (INTEGER, types & INTEGER != 0)
             } else if types & INTEGER != 0
-                && (n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18))
+                && (n.is_u64()
+                    || n.as_f64()
+                        .is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18))
             {
                 return Err(Violation::new(
                     ErrorCode::TypeConstraintViolation,
@@ -267,7 +287,11 @@ fn type_names(types: u8) -> String {
         (BOOLEAN, "a boolean"),
         (NULL, "null"),
     ];
-    let picked: Vec<&str> = names.iter().filter(|(b, _)| types & b != 0).map(|(_, n)| *n).collect();
+    let picked: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| types & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
     picked.join(" or ")
 }
 
@@ -388,7 +412,11 @@ impl<'a> Compiler<'a> {
                     let names = value.as_array().ok_or("required is not an array")?;
                     node.required = names
                         .iter()
-                        .map(|n| n.as_str().map(Box::from).ok_or("required name is not a string"))
+                        .map(|n| {
+                            n.as_str()
+                                .map(Box::from)
+                                .ok_or("required name is not a string")
+                        })
                         .collect::<Result<_, _>>()?;
                 }
                 "additionalProperties" => match value {
@@ -487,4 +515,79 @@ fn count(value: &Value, key: &str) -> Result<usize, String> {
         .as_u64()
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| format!("{key} is not a non-negative integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Compiled;
+    use crate::ErrorCode;
+
+    #[test]
+    fn unknown_keywords_are_refused_not_ignored() {
+        for schema in [
+            r#"{"type": "object", "patternProperties": {}}"#,
+            r#"{"type": "string", "pattern": "^a$"}"#,
+            r#"{"type": "object", "additionalProperties": {"type": "string"}}"#,
+            r#"{"type": "array", "items": [{"type": "string"}]}"#,
+            r##"{"$ref": "#/definitions/Missing"}"##,
+            r#"{"$ref": "other.json#/x"}"#,
+            r#"{"type": "text"}"#,
+            "[]",
+        ] {
+            assert!(Compiled::from_text(schema).is_err(), "{schema}");
+        }
+    }
+
+    #[test]
+    fn recursive_references_compile_once() {
+        let schema = r##"{
+            "definitions": {"Node": {"type": "object", "additionalProperties": false,
+                "properties": {"name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}}},
+            "$ref": "#/definitions/Node"
+        }"##;
+        let compiled = Compiled::from_text(schema).expect("compiles");
+        let ok = json!({"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}]});
+        assert!(compiled.validate(&ok).is_ok());
+        let bad = json!({"children": [{"children": [{"name": 3}]}]});
+        let err = compiled.validate(&bad).expect_err("wrong type deep down");
+        assert_eq!(err.code, ErrorCode::TypeConstraintViolation);
+        assert_eq!(err.path, "/children/0/children/0/name");
+    }
+
+    #[test]
+    fn any_of_and_one_of() {
+        let schema = r#"{"anyOf": [{"type": "string", "maxLength": 2}, {"type": "integer"}],
+                         "oneOf": [{"type": "string"}, {"type": "integer", "minimum": 0}, {"type": "integer", "maximum": 10}]}"#;
+        let compiled = Compiled::from_text(schema).expect("compiles");
+        assert!(compiled.validate(&json!("ab")).is_ok());
+        assert!(compiled.validate(&json!(-1)).is_ok());
+        assert!(compiled.validate(&json!("abc")).is_err());
+        let err = compiled
+            .validate(&json!(5))
+            .expect_err("matches two oneOf branches");
+        assert_eq!(err.code, ErrorCode::PropertyConstraintViolation);
+    }
+
+    #[test]
+    fn multiple_of_tolerates_binary_fractions() {
+        let compiled =
+            Compiled::from_text(r#"{"type": "number", "multipleOf": 0.1}"#).expect("compiles");
+        for ok in [json!(21.4), json!(0.3), json!(7), json!(-1.1), json!(1e6)] {
+            assert!(compiled.validate(&ok).is_ok(), "{ok}");
+        }
+        for bad in [json!(4.11), json!(0.05), json!(1e-9)] {
+            assert!(compiled.validate(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lengths_count_characters() {
+        let compiled = Compiled::from_text(r#"{"type": "string", "maxLength": 3, "minLength": 2}"#)
+            .expect("compiles");
+        assert!(compiled.validate(&json!("äöü")).is_ok());
+        assert!(compiled.validate(&json!("äöüß")).is_err());
+        assert!(compiled.validate(&json!("ä")).is_err());
+    }
 }

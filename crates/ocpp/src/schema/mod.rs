@@ -3,7 +3,7 @@
 //!
 //! The schemas in `schemas/` are copied verbatim from the OCA release (via the Python
 //! `ocpp` package) and embedded. Each is compiled once, on first use, into the small
-//! node graph of [`compile`]; validating a payload then walks the payload and that graph
+//! node graph of the `compile` module; validating a payload then walks the payload and that graph
 //! without allocating unless it fails.
 //!
 //! Violations map to OCPP error codes like this (OCPP-J 2.0.1 section 4.3 definitions):
@@ -45,22 +45,19 @@ pub enum Direction {
 /// Why a payload does not satisfy its schema.
 ///
 /// `path` is a JSON pointer to the offending value ("" for the payload itself) and
-/// `description` is ready to put in a CALLERROR: the path (or "payload") then what is
-/// wrong, as in "/idTag: longer than 20 characters".
+/// `description` says what is wrong there ("longer than 20 characters"). `Display` joins
+/// them into the text for a CALLERROR: "/idTag: longer than 20 characters", with
+/// "payload" standing for the empty path.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{description}")]
+#[error("{}: {}", shown_path(&self.path), self.description)]
 pub struct SchemaError {
     pub code: ErrorCode,
     pub path: String,
     pub description: String,
 }
 
-impl SchemaError {
-    pub(crate) fn at(code: ErrorCode, path: String, what: &str) -> Self {
-        let shown = if path.is_empty() { "payload" } else { &path };
-        let description = format!("{shown}: {what}");
-        SchemaError { code, path, description }
-    }
+fn shown_path(path: &str) -> &str {
+    if path.is_empty() { "payload" } else { path }
 }
 
 struct Entry {
@@ -129,7 +126,7 @@ pub fn validate(
         return Err(SchemaError {
             code,
             path: String::new(),
-            description: format!("{action:?} {why} in OCPP {}", version.subprotocol()),
+            description: format!("{action:?} {why} in {}", version.subprotocol()),
         });
     };
     let compiled = match dir {
@@ -144,11 +141,11 @@ pub fn validate(
     // The root is checked here, not by the schema's `type`, because a payload that is not
     // an object is a format fault of the whole message, not a wrongly typed field.
     if !payload.is_object() {
-        return Err(SchemaError::at(
-            ErrorCode::FormatViolation,
-            String::new(),
-            "not a JSON object",
-        ));
+        return Err(SchemaError {
+            code: ErrorCode::FormatViolation,
+            path: String::new(),
+            description: "not a JSON object".into(),
+        });
     }
     compiled.validate(payload)
 }

@@ -3,26 +3,106 @@
 
 /// OCPP 1.6 actions with an embedded schema: (action, request, response).
 pub(crate) static V16_SCHEMAS: &[(&str, &str, &str)] = &[
-    ("BootNotification", include_str!("../../schemas/v16/BootNotification.json"), include_str!("../../schemas/v16/BootNotificationResponse.json")),
-    ("Heartbeat", include_str!("../../schemas/v16/Heartbeat.json"), include_str!("../../schemas/v16/HeartbeatResponse.json")),
-    ("StatusNotification", include_str!("../../schemas/v16/StatusNotification.json"), include_str!("../../schemas/v16/StatusNotificationResponse.json")),
-    ("Authorize", include_str!("../../schemas/v16/Authorize.json"), include_str!("../../schemas/v16/AuthorizeResponse.json")),
-    ("StartTransaction", include_str!("../../schemas/v16/StartTransaction.json"), include_str!("../../schemas/v16/StartTransactionResponse.json")),
-    ("MeterValues", include_str!("../../schemas/v16/MeterValues.json"), include_str!("../../schemas/v16/MeterValuesResponse.json")),
-    ("StopTransaction", include_str!("../../schemas/v16/StopTransaction.json"), include_str!("../../schemas/v16/StopTransactionResponse.json")),
-    ("DataTransfer", include_str!("../../schemas/v16/DataTransfer.json"), include_str!("../../schemas/v16/DataTransferResponse.json")),
-    ("DiagnosticsStatusNotification", include_str!("../../schemas/v16/DiagnosticsStatusNotification.json"), include_str!("../../schemas/v16/DiagnosticsStatusNotificationResponse.json")),
-    ("FirmwareStatusNotification", include_str!("../../schemas/v16/FirmwareStatusNotification.json"), include_str!("../../schemas/v16/FirmwareStatusNotificationResponse.json")),
-    ("SecurityEventNotification", include_str!("../../schemas/v16/SecurityEventNotification.json"), include_str!("../../schemas/v16/SecurityEventNotificationResponse.json")),
-    ("RemoteStartTransaction", include_str!("../../schemas/v16/RemoteStartTransaction.json"), include_str!("../../schemas/v16/RemoteStartTransactionResponse.json")),
-    ("RemoteStopTransaction", include_str!("../../schemas/v16/RemoteStopTransaction.json"), include_str!("../../schemas/v16/RemoteStopTransactionResponse.json")),
-    ("ChangeAvailability", include_str!("../../schemas/v16/ChangeAvailability.json"), include_str!("../../schemas/v16/ChangeAvailabilityResponse.json")),
-    ("Reset", include_str!("../../schemas/v16/Reset.json"), include_str!("../../schemas/v16/ResetResponse.json")),
-    ("UnlockConnector", include_str!("../../schemas/v16/UnlockConnector.json"), include_str!("../../schemas/v16/UnlockConnectorResponse.json")),
-    ("GetConfiguration", include_str!("../../schemas/v16/GetConfiguration.json"), include_str!("../../schemas/v16/GetConfigurationResponse.json")),
-    ("ChangeConfiguration", include_str!("../../schemas/v16/ChangeConfiguration.json"), include_str!("../../schemas/v16/ChangeConfigurationResponse.json")),
-    ("TriggerMessage", include_str!("../../schemas/v16/TriggerMessage.json"), include_str!("../../schemas/v16/TriggerMessageResponse.json")),
-    ("ClearCache", include_str!("../../schemas/v16/ClearCache.json"), include_str!("../../schemas/v16/ClearCacheResponse.json")),
+    (
+        "BootNotification",
+        include_str!("../../schemas/v16/BootNotification.json"),
+        include_str!("../../schemas/v16/BootNotificationResponse.json"),
+    ),
+    (
+        "Heartbeat",
+        include_str!("../../schemas/v16/Heartbeat.json"),
+        include_str!("../../schemas/v16/HeartbeatResponse.json"),
+    ),
+    (
+        "StatusNotification",
+        include_str!("../../schemas/v16/StatusNotification.json"),
+        include_str!("../../schemas/v16/StatusNotificationResponse.json"),
+    ),
+    (
+        "Authorize",
+        include_str!("../../schemas/v16/Authorize.json"),
+        include_str!("../../schemas/v16/AuthorizeResponse.json"),
+    ),
+    (
+        "StartTransaction",
+        include_str!("../../schemas/v16/StartTransaction.json"),
+        include_str!("../../schemas/v16/StartTransactionResponse.json"),
+    ),
+    (
+        "MeterValues",
+        include_str!("../../schemas/v16/MeterValues.json"),
+        include_str!("../../schemas/v16/MeterValuesResponse.json"),
+    ),
+    (
+        "StopTransaction",
+        include_str!("../../schemas/v16/StopTransaction.json"),
+        include_str!("../../schemas/v16/StopTransactionResponse.json"),
+    ),
+    (
+        "DataTransfer",
+        include_str!("../../schemas/v16/DataTransfer.json"),
+        include_str!("../../schemas/v16/DataTransferResponse.json"),
+    ),
+    (
+        "DiagnosticsStatusNotification",
+        include_str!("../../schemas/v16/DiagnosticsStatusNotification.json"),
+        include_str!("../../schemas/v16/DiagnosticsStatusNotificationResponse.json"),
+    ),
+    (
+        "FirmwareStatusNotification",
+        include_str!("../../schemas/v16/FirmwareStatusNotification.json"),
+        include_str!("../../schemas/v16/FirmwareStatusNotificationResponse.json"),
+    ),
+    (
+        "SecurityEventNotification",
+        include_str!("../../schemas/v16/SecurityEventNotification.json"),
+        include_str!("../../schemas/v16/SecurityEventNotificationResponse.json"),
+    ),
+    (
+        "RemoteStartTransaction",
+        include_str!("../../schemas/v16/RemoteStartTransaction.json"),
+        include_str!("../../schemas/v16/RemoteStartTransactionResponse.json"),
+    ),
+    (
+        "RemoteStopTransaction",
+        include_str!("../../schemas/v16/RemoteStopTransaction.json"),
+        include_str!("../../schemas/v16/RemoteStopTransactionResponse.json"),
+    ),
+    (
+        "ChangeAvailability",
+        include_str!("../../schemas/v16/ChangeAvailability.json"),
+        include_str!("../../schemas/v16/ChangeAvailabilityResponse.json"),
+    ),
+    (
+        "Reset",
+        include_str!("../../schemas/v16/Reset.json"),
+        include_str!("../../schemas/v16/ResetResponse.json"),
+    ),
+    (
+        "UnlockConnector",
+        include_str!("../../schemas/v16/UnlockConnector.json"),
+        include_str!("../../schemas/v16/UnlockConnectorResponse.json"),
+    ),
+    (
+        "GetConfiguration",
+        include_str!("../../schemas/v16/GetConfiguration.json"),
+        include_str!("../../schemas/v16/GetConfigurationResponse.json"),
+    ),
+    (
+        "ChangeConfiguration",
+        include_str!("../../schemas/v16/ChangeConfiguration.json"),
+        include_str!("../../schemas/v16/ChangeConfigurationResponse.json"),
+    ),
+    (
+        "TriggerMessage",
+        include_str!("../../schemas/v16/TriggerMessage.json"),
+        include_str!("../../schemas/v16/TriggerMessageResponse.json"),
+    ),
+    (
+        "ClearCache",
+        include_str!("../../schemas/v16/ClearCache.json"),
+        include_str!("../../schemas/v16/ClearCacheResponse.json"),
+    ),
 ];
 
 /// Every OCPP 1.6 action the OCA publishes a schema for, sorted.
@@ -70,28 +150,116 @@ pub(crate) static V16_ACTIONS: &[&str] = &[
 
 /// OCPP 2.0.1 actions with an embedded schema: (action, request, response).
 pub(crate) static V201_SCHEMAS: &[(&str, &str, &str)] = &[
-    ("BootNotification", include_str!("../../schemas/v201/BootNotificationRequest.json"), include_str!("../../schemas/v201/BootNotificationResponse.json")),
-    ("Heartbeat", include_str!("../../schemas/v201/HeartbeatRequest.json"), include_str!("../../schemas/v201/HeartbeatResponse.json")),
-    ("StatusNotification", include_str!("../../schemas/v201/StatusNotificationRequest.json"), include_str!("../../schemas/v201/StatusNotificationResponse.json")),
-    ("Authorize", include_str!("../../schemas/v201/AuthorizeRequest.json"), include_str!("../../schemas/v201/AuthorizeResponse.json")),
-    ("TransactionEvent", include_str!("../../schemas/v201/TransactionEventRequest.json"), include_str!("../../schemas/v201/TransactionEventResponse.json")),
-    ("MeterValues", include_str!("../../schemas/v201/MeterValuesRequest.json"), include_str!("../../schemas/v201/MeterValuesResponse.json")),
-    ("NotifyEvent", include_str!("../../schemas/v201/NotifyEventRequest.json"), include_str!("../../schemas/v201/NotifyEventResponse.json")),
-    ("SecurityEventNotification", include_str!("../../schemas/v201/SecurityEventNotificationRequest.json"), include_str!("../../schemas/v201/SecurityEventNotificationResponse.json")),
-    ("NotifyReport", include_str!("../../schemas/v201/NotifyReportRequest.json"), include_str!("../../schemas/v201/NotifyReportResponse.json")),
-    ("DataTransfer", include_str!("../../schemas/v201/DataTransferRequest.json"), include_str!("../../schemas/v201/DataTransferResponse.json")),
-    ("FirmwareStatusNotification", include_str!("../../schemas/v201/FirmwareStatusNotificationRequest.json"), include_str!("../../schemas/v201/FirmwareStatusNotificationResponse.json")),
-    ("LogStatusNotification", include_str!("../../schemas/v201/LogStatusNotificationRequest.json"), include_str!("../../schemas/v201/LogStatusNotificationResponse.json")),
-    ("RequestStartTransaction", include_str!("../../schemas/v201/RequestStartTransactionRequest.json"), include_str!("../../schemas/v201/RequestStartTransactionResponse.json")),
-    ("RequestStopTransaction", include_str!("../../schemas/v201/RequestStopTransactionRequest.json"), include_str!("../../schemas/v201/RequestStopTransactionResponse.json")),
-    ("ChangeAvailability", include_str!("../../schemas/v201/ChangeAvailabilityRequest.json"), include_str!("../../schemas/v201/ChangeAvailabilityResponse.json")),
-    ("Reset", include_str!("../../schemas/v201/ResetRequest.json"), include_str!("../../schemas/v201/ResetResponse.json")),
-    ("UnlockConnector", include_str!("../../schemas/v201/UnlockConnectorRequest.json"), include_str!("../../schemas/v201/UnlockConnectorResponse.json")),
-    ("GetVariables", include_str!("../../schemas/v201/GetVariablesRequest.json"), include_str!("../../schemas/v201/GetVariablesResponse.json")),
-    ("SetVariables", include_str!("../../schemas/v201/SetVariablesRequest.json"), include_str!("../../schemas/v201/SetVariablesResponse.json")),
-    ("GetBaseReport", include_str!("../../schemas/v201/GetBaseReportRequest.json"), include_str!("../../schemas/v201/GetBaseReportResponse.json")),
-    ("TriggerMessage", include_str!("../../schemas/v201/TriggerMessageRequest.json"), include_str!("../../schemas/v201/TriggerMessageResponse.json")),
-    ("ClearCache", include_str!("../../schemas/v201/ClearCacheRequest.json"), include_str!("../../schemas/v201/ClearCacheResponse.json")),
+    (
+        "BootNotification",
+        include_str!("../../schemas/v201/BootNotificationRequest.json"),
+        include_str!("../../schemas/v201/BootNotificationResponse.json"),
+    ),
+    (
+        "Heartbeat",
+        include_str!("../../schemas/v201/HeartbeatRequest.json"),
+        include_str!("../../schemas/v201/HeartbeatResponse.json"),
+    ),
+    (
+        "StatusNotification",
+        include_str!("../../schemas/v201/StatusNotificationRequest.json"),
+        include_str!("../../schemas/v201/StatusNotificationResponse.json"),
+    ),
+    (
+        "Authorize",
+        include_str!("../../schemas/v201/AuthorizeRequest.json"),
+        include_str!("../../schemas/v201/AuthorizeResponse.json"),
+    ),
+    (
+        "TransactionEvent",
+        include_str!("../../schemas/v201/TransactionEventRequest.json"),
+        include_str!("../../schemas/v201/TransactionEventResponse.json"),
+    ),
+    (
+        "MeterValues",
+        include_str!("../../schemas/v201/MeterValuesRequest.json"),
+        include_str!("../../schemas/v201/MeterValuesResponse.json"),
+    ),
+    (
+        "NotifyEvent",
+        include_str!("../../schemas/v201/NotifyEventRequest.json"),
+        include_str!("../../schemas/v201/NotifyEventResponse.json"),
+    ),
+    (
+        "SecurityEventNotification",
+        include_str!("../../schemas/v201/SecurityEventNotificationRequest.json"),
+        include_str!("../../schemas/v201/SecurityEventNotificationResponse.json"),
+    ),
+    (
+        "NotifyReport",
+        include_str!("../../schemas/v201/NotifyReportRequest.json"),
+        include_str!("../../schemas/v201/NotifyReportResponse.json"),
+    ),
+    (
+        "DataTransfer",
+        include_str!("../../schemas/v201/DataTransferRequest.json"),
+        include_str!("../../schemas/v201/DataTransferResponse.json"),
+    ),
+    (
+        "FirmwareStatusNotification",
+        include_str!("../../schemas/v201/FirmwareStatusNotificationRequest.json"),
+        include_str!("../../schemas/v201/FirmwareStatusNotificationResponse.json"),
+    ),
+    (
+        "LogStatusNotification",
+        include_str!("../../schemas/v201/LogStatusNotificationRequest.json"),
+        include_str!("../../schemas/v201/LogStatusNotificationResponse.json"),
+    ),
+    (
+        "RequestStartTransaction",
+        include_str!("../../schemas/v201/RequestStartTransactionRequest.json"),
+        include_str!("../../schemas/v201/RequestStartTransactionResponse.json"),
+    ),
+    (
+        "RequestStopTransaction",
+        include_str!("../../schemas/v201/RequestStopTransactionRequest.json"),
+        include_str!("../../schemas/v201/RequestStopTransactionResponse.json"),
+    ),
+    (
+        "ChangeAvailability",
+        include_str!("../../schemas/v201/ChangeAvailabilityRequest.json"),
+        include_str!("../../schemas/v201/ChangeAvailabilityResponse.json"),
+    ),
+    (
+        "Reset",
+        include_str!("../../schemas/v201/ResetRequest.json"),
+        include_str!("../../schemas/v201/ResetResponse.json"),
+    ),
+    (
+        "UnlockConnector",
+        include_str!("../../schemas/v201/UnlockConnectorRequest.json"),
+        include_str!("../../schemas/v201/UnlockConnectorResponse.json"),
+    ),
+    (
+        "GetVariables",
+        include_str!("../../schemas/v201/GetVariablesRequest.json"),
+        include_str!("../../schemas/v201/GetVariablesResponse.json"),
+    ),
+    (
+        "SetVariables",
+        include_str!("../../schemas/v201/SetVariablesRequest.json"),
+        include_str!("../../schemas/v201/SetVariablesResponse.json"),
+    ),
+    (
+        "GetBaseReport",
+        include_str!("../../schemas/v201/GetBaseReportRequest.json"),
+        include_str!("../../schemas/v201/GetBaseReportResponse.json"),
+    ),
+    (
+        "TriggerMessage",
+        include_str!("../../schemas/v201/TriggerMessageRequest.json"),
+        include_str!("../../schemas/v201/TriggerMessageResponse.json"),
+    ),
+    (
+        "ClearCache",
+        include_str!("../../schemas/v201/ClearCacheRequest.json"),
+        include_str!("../../schemas/v201/ClearCacheResponse.json"),
+    ),
 ];
 
 /// Every OCPP 2.0.1 action the OCA publishes a schema for, sorted.

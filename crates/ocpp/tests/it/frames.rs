@@ -1,8 +1,8 @@
 //! Frames in, frames (or error codes and answers) out.
 
 use chargeops_ocpp::{
-    Call, CallError, CallResult, ErrorCode, Frame, MAX_MESSAGE_ID_LEN, Version, decode, encode_call,
-    encode_error, encode_result,
+    Call, CallError, CallResult, ErrorCode, Frame, MAX_MESSAGE_ID_LEN, Version, decode,
+    encode_call, encode_error, encode_result,
 };
 use serde_json::{Value, json};
 
@@ -11,8 +11,15 @@ use crate::{VERSIONS, data};
 fn expected_frame(ok: &Value) -> Frame {
     let s = |i: usize| ok[i].as_str().expect("string in test data").to_owned();
     match ok[0].as_str() {
-        Some("call") => Frame::Call(Call { id: s(1), action: s(2), payload: ok[3].clone() }),
-        Some("result") => Frame::CallResult(CallResult { id: s(1), payload: ok[2].clone() }),
+        Some("call") => Frame::Call(Call {
+            id: s(1),
+            action: s(2),
+            payload: ok[3].clone(),
+        }),
+        Some("result") => Frame::CallResult(CallResult {
+            id: s(1),
+            payload: ok[2].clone(),
+        }),
         Some("error") => Frame::CallError(CallError {
             id: s(1),
             code: s(2),
@@ -52,7 +59,11 @@ fn frame_cases() {
                     let Ok(Frame::CallError(e)) = decode(&answer, v) else {
                         panic!("{name} ({tag}): answer {answer} is not a CALLERROR");
                     };
-                    assert_eq!(e.id, err.id.clone().unwrap_or_else(|| "-1".into()), "{name}");
+                    assert_eq!(
+                        e.id,
+                        err.id.clone().unwrap_or_else(|| "-1".into()),
+                        "{name}"
+                    );
                     assert_eq!(e.code, err.code.as_str(v), "{name}");
                     assert_eq!(e.details, json!({}), "{name}");
                 }
@@ -66,7 +77,11 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let err = decode(&text, Version::V201).expect_err("too deep");
     assert_eq!(err.code, ErrorCode::RpcFrameworkError);
-    let payload = format!("[2,\"a\",\"Heartbeat\",{}{}]", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    let payload = format!(
+        "[2,\"a\",\"Heartbeat\",{}{}]",
+        "{\"a\":".repeat(5_000),
+        "}".repeat(5_000)
+    );
     let err = decode(&payload, Version::V16).expect_err("too deep");
     assert_eq!(err.code.as_str(Version::V16), "FormationViolation");
 }
@@ -74,7 +89,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 #[test]
 fn numbers_come_out_as_they_went_in() {
     for text in [
-        r#"[3,"n",{"a":0.1,"b":18446744073709551615,"c":-9223372036854775808,"d":1.7976931348623157e308,"e":5e-324,"f":12345.678901234567}]"#,
+        r#"[3,"n",{"a":0.1,"b":18446744073709551615,"c":-9223372036854775808,"d":1.7976931348623157e+308,"e":5e-324,"f":12345.678901234567}]"#,
         r#"[2,"n","MeterValues",{"v":0.30000000000000004,"w":-0.0,"x":1234.5}]"#,
     ] {
         let frame = decode(text, Version::V201).expect("valid frame");
@@ -90,11 +105,31 @@ fn numbers_come_out_as_they_went_in() {
 #[test]
 fn encode_spells_codes_per_version() {
     let cases = [
-        (ErrorCode::FormatViolation, "FormationViolation", "FormatViolation"),
-        (ErrorCode::OccurrenceConstraintViolation, "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
-        (ErrorCode::RpcFrameworkError, "FormationViolation", "RpcFrameworkError"),
-        (ErrorCode::MessageTypeNotSupported, "GenericError", "MessageTypeNotSupported"),
-        (ErrorCode::NotImplemented, "NotImplemented", "NotImplemented"),
+        (
+            ErrorCode::FormatViolation,
+            "FormationViolation",
+            "FormatViolation",
+        ),
+        (
+            ErrorCode::OccurrenceConstraintViolation,
+            "OccurenceConstraintViolation",
+            "OccurrenceConstraintViolation",
+        ),
+        (
+            ErrorCode::RpcFrameworkError,
+            "FormationViolation",
+            "RpcFrameworkError",
+        ),
+        (
+            ErrorCode::MessageTypeNotSupported,
+            "GenericError",
+            "MessageTypeNotSupported",
+        ),
+        (
+            ErrorCode::NotImplemented,
+            "NotImplemented",
+            "NotImplemented",
+        ),
         (ErrorCode::SecurityError, "SecurityError", "SecurityError"),
     ];
     for (code, v16, v201) in cases {
@@ -130,7 +165,10 @@ fn error_codes_parse_in_every_spelling() {
     for code in all {
         assert_eq!(ErrorCode::parse(code.as_str(Version::V201)), Some(code));
     }
-    assert_eq!(ErrorCode::parse("FormationViolation"), Some(ErrorCode::FormatViolation));
+    assert_eq!(
+        ErrorCode::parse("FormationViolation"),
+        Some(ErrorCode::FormatViolation)
+    );
     assert_eq!(
         ErrorCode::parse("OccurenceConstraintViolation"),
         Some(ErrorCode::OccurrenceConstraintViolation)
@@ -142,8 +180,16 @@ fn error_codes_parse_in_every_spelling() {
 #[test]
 fn long_descriptions_are_cut_on_a_character_boundary() {
     let description = "é".repeat(400);
-    let text = encode_error("x", ErrorCode::GenericError, Version::V201, &description, &json!({}));
-    let Ok(Frame::CallError(e)) = decode(&text, Version::V201) else { panic!("not a CALLERROR") };
+    let text = encode_error(
+        "x",
+        ErrorCode::GenericError,
+        Version::V201,
+        &description,
+        &json!({}),
+    );
+    let Ok(Frame::CallError(e)) = decode(&text, Version::V201) else {
+        panic!("not a CALLERROR")
+    };
     assert_eq!(e.description.chars().count(), 255);
 }
 
