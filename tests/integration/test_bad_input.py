@@ -18,12 +18,13 @@ VERSIONS = ["1.6", "2.0.1"]
 
 # Error codes per version. OCPP 1.6 spells "Occurence" with one r, 2.0.1 with two.
 FORMAT = {"1.6": {"FormationViolation"}, "2.0.1": {"FormatViolation", "RpcFrameworkError"}}
-OCCURRENCE = {"1.6": "OccurenceConstraintViolation", "2.0.1": "OccurrenceConstraintViolation"}
-# OCPP 1.6 has no code for this case (2.0.1 added MessageTypeNotSupported); GenericError is the
-# 1.6 catch-all, FormationViolation the closest structural code.
+# Both versions keep the 1.6 typo; OCPP 2.1 is the first to spell it right.
+OCCURRENCE = {"1.6": "OccurenceConstraintViolation", "2.0.1": "OccurenceConstraintViolation"}
+# An unknown message type: OCPP-J 1.6 section 4.1.3 has the receiver ignore it (None: no
+# answer at all, the connection stays up); 2.0.1 answers MessageTypeNotSupported.
 UNKNOWN_TYPE = {
-    "1.6": {"FormationViolation", "ProtocolError", "GenericError"},
-    "2.0.1": {"MessageTypeNotSupported", "RpcFrameworkError", "FormatViolation"},
+    "1.6": None,
+    "2.0.1": {"MessageTypeNotSupported"},
 }
 STRUCTURE = {"1.6": {"FormationViolation", "PropertyConstraintViolation"},
              "2.0.1": {"FormatViolation", "PropertyConstraintViolation"}}
@@ -85,6 +86,14 @@ def test_malformed_frames_get_the_right_call_error(srv, version):
         failures = []
         for name, text, msg_id, codes in frame_cases(version):
             await peer.send(text)
+            if codes is None:
+                # Must be ignored: the next frame is the Heartbeat's answer, and nothing
+                # about this message id ever arrives.
+                await assert_alive(srv, peer)
+                stray = [f for f in peer.server_calls if isinstance(f, list) and msg_id in f]
+                if stray:
+                    failures.append(f"{name}: sent {text!r}, expected silence, got {stray}")
+                continue
             frame = await peer.recv()
             try:
                 assert_call_error(frame, msg_id, codes)

@@ -351,19 +351,21 @@ async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Op
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(charger_id = %ctx.charger_id, code = ?e.code, error = %e.description, "malformed frame");
-            let id = e.id.as_deref().unwrap_or("-1");
-            return Some(call_error(ctx, id, e.code, &e.description));
+            // The codec knows when the spec wants silence (a broken CALLRESULT, an unknown
+            // message type on 1.6) and otherwise gives the CALLERROR to send.
+            let answer = e.answer(ctx.version);
+            if answer.is_some() {
+                Metrics::inc(&ctx.gw.metrics.call_errors_sent_total);
+            }
+            return answer;
         }
     };
     match frame {
         Frame::Call(call) => {
+            // The validator answers NotImplemented for unknown actions and NotSupported for
+            // the version's actions we have no handler for.
             let result = match schema::validate(ctx.version, &call.action, Direction::Request, &call.payload) {
-                Err(e) if e.code == ErrorCode::NotImplemented
-                    && schema::is_known_action(ctx.version, &call.action) =>
-                {
-                    Err((ErrorCode::NotSupported, format!("action {} is not supported", call.action)))
-                }
-                Err(e) => Err((e.code, format!("{}: {}", e.path, e.description))),
+                Err(e) => Err((e.code, e.to_string())),
                 Ok(()) => dispatch(ctx, &call.action, call.payload).await,
             };
             ctx.gw.metrics.handling.observe(started.elapsed());
@@ -386,7 +388,7 @@ async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Op
                         }),
                         Err(e) => Err(CommandError::CallError {
                             code: format!("{:?}", e.code),
-                            description: format!("invalid {} answer: {}: {}", p.action, e.path, e.description),
+                            description: format!("invalid {} answer: {e}", p.action),
                         }),
                     };
                     let _ = p.reply.send(reply);
@@ -442,7 +444,7 @@ fn encode_command(
     // Our own payload is checked against the charger's schema, so bad API input (a 30-character
     // id tag for a 1.6 charger, say) is refused here instead of confusing the charger.
     schema::validate(ctx.version, action, Direction::Request, &payload).map_err(|e| {
-        CommandError::Invalid(format!("{action}{}: {}", e.path, e.description))
+        CommandError::Invalid(format!("{action} {e}"))
     })?;
     let id = ctx.message_id();
     let frame = chargeops_ocpp::encode_call(&id, action, &payload);

@@ -95,6 +95,10 @@ impl ErrorCode {
     ///
     /// OCPP-J 1.6 misspells two codes and its errata sheet (section 5, "known issues that
     /// will not be fixed") keeps them: `FormationViolation` and `OccurenceConstraintViolation`.
+    /// OCPP 2.0.1 fixed the first (`FormatViolation`) but still spells
+    /// `OccurenceConstraintViolation`; the correct spelling arrives only with 2.1. Two
+    /// independent implementations agree (the Python `ocpp` package and ocpp-go), and
+    /// [`ErrorCode::parse`] accepts either spelling from peers.
     /// 1.6 also lacks two 2.0.1 codes, mapped to the nearest 1.6 one:
     /// - `RpcFrameworkError` ("not a valid RPC request, e.g. the message id could not be
     ///   read") becomes `FormationViolation`, which 1.6 defines as "syntactically incorrect
@@ -107,12 +111,7 @@ impl ErrorCode {
         match (self, v) {
             (ErrorCode::FormatViolation, Version::V16) => "FormationViolation",
             (ErrorCode::FormatViolation, Version::V201) => "FormatViolation",
-            (ErrorCode::OccurrenceConstraintViolation, Version::V16) => {
-                "OccurenceConstraintViolation"
-            }
-            (ErrorCode::OccurrenceConstraintViolation, Version::V201) => {
-                "OccurrenceConstraintViolation"
-            }
+            (ErrorCode::OccurrenceConstraintViolation, _) => "OccurenceConstraintViolation",
             (ErrorCode::RpcFrameworkError, Version::V16) => "FormationViolation",
             (ErrorCode::RpcFrameworkError, Version::V201) => "RpcFrameworkError",
             (ErrorCode::MessageTypeNotSupported, Version::V16) => "GenericError",

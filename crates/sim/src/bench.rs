@@ -114,10 +114,9 @@ pub async fn run_ocpp(args: OcppBenchArgs) -> Result<()> {
         }
     };
     let result = run(&args, &url, server_pid).await;
-    if let Some(server) = spawned {
-        server.stop(result.is_err());
-    }
-    let report = result?;
+    let server_log = spawned.map(|server| server.stop(result.is_err()));
+    let mut report = result?;
+    report.server_log = server_log;
     match args.format {
         Format::Table => print!("{}", report.table()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -352,6 +351,7 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
         server_cores: cores(cpu_start.0, cpu_end.0),
         bench_cores: cores(cpu_start.1, cpu_end.1),
         first_errors: shared.errors.samples(),
+        server_log: None,
     })
 }
 
@@ -753,6 +753,15 @@ struct Report {
     server_cores: Option<f64>,
     bench_cores: Option<f64>,
     first_errors: Vec<String>,
+    /// Only when the bench started the server.
+    server_log: Option<ServerLog>,
+}
+
+#[derive(Serialize, Default)]
+struct ServerLog {
+    warnings: u64,
+    errors: u64,
+    samples: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -895,6 +904,19 @@ impl Report {
             row(&mut s, a.action, &a.latency, a.call_errors, a.timeouts);
         }
         row(&mut s, "all", &m.latency, m.call_errors, m.timeouts);
+        if let Some(log) = &self.server_log
+            && log.warnings + log.errors > 0
+        {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "server log: {} warnings, {} errors; first:",
+                log.warnings, log.errors
+            );
+            for line in &log.samples {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
         if !self.first_errors.is_empty() {
             let _ = writeln!(s);
             let _ = writeln!(s, "first errors:");
@@ -993,22 +1015,41 @@ impl SpawnedServer {
         }
     }
 
+    /// Warnings and errors the server logged, with the first few verbatim.
+    fn log_issues(&self) -> ServerLog {
+        let text = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let mut log = ServerLog::default();
+        for line in text.lines() {
+            let is_error = line.contains(" ERROR ");
+            if !(is_error || line.contains(" WARN ")) {
+                continue;
+            }
+            if is_error {
+                log.errors += 1;
+            } else {
+                log.warnings += 1;
+            }
+            if log.samples.len() < 5 {
+                log.samples.push(line.chars().take(300).collect());
+            }
+        }
+        log
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// Kills the server; prints the end of its log when the run failed or it logged warnings.
-    fn stop(mut self, failed: bool) {
-        let tail = self.log_tail();
-        if failed || !tail.trim().is_empty() {
-            eprintln!(
-                "server log (last lines, {}):\n{tail}",
-                if failed { "run failed" } else { "warnings" }
-            );
+    /// Kills the server; prints the end of its log when the run failed.
+    fn stop(mut self, failed: bool) -> ServerLog {
+        if failed {
+            eprintln!("server log (last lines):\n{}", self.log_tail());
         }
+        let issues = self.log_issues();
         self.kill();
+        issues
     }
 
     fn kill(&mut self) {

@@ -113,7 +113,7 @@ fn encode_spells_codes_per_version() {
         (
             ErrorCode::OccurrenceConstraintViolation,
             "OccurenceConstraintViolation",
-            "OccurrenceConstraintViolation",
+            "OccurenceConstraintViolation",
         ),
         (
             ErrorCode::RpcFrameworkError,
