@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod routes;
+mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,6 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
+        .merge(web::router())
         .fallback(routes::not_found)
         .with_state(state)
 }

@@ -12,10 +12,10 @@ use chargeops_ocpp::{ErrorCode, v16};
 
 use crate::connection::{CallFailure, Ctx, internal, to_wh};
 
+/// Reads a validated payload into its typed message (a value the schema allows but the type
+/// cannot hold, like an integer beyond 32 bits, is a PropertyConstraintViolation).
 pub(crate) fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, CallFailure> {
-    // The schema validator has run already; a failure here means our types are stricter
-    // than the schema, which the charger should hear about as a type problem.
-    serde_json::from_value(payload).map_err(|e| (ErrorCode::TypeConstraintViolation, e.to_string()))
+    chargeops_ocpp::from_payload(&payload).map_err(|e| (e.code, e.to_string()))
 }
 
 /// The wire spelling of a serde enum value.

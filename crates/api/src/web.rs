@@ -1,0 +1,11 @@
+//! The operator and driver pages, shipped inside the binary.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+}
