@@ -67,7 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
-        .merge(web::router())
+        .merge(web::router(state.clone()))
         .fallback(routes::not_found)
         .with_state(state)
 }

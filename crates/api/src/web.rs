@@ -6,6 +6,6 @@ use axum::Router;
 
 use crate::AppState;
 
-pub(crate) fn router() -> Router<Arc<AppState>> {
+pub(crate) fn router(_state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
 }
