@@ -5,6 +5,7 @@ pub mod command;
 pub mod event;
 pub mod live;
 pub mod model;
+pub mod network_file;
 pub mod secret;
 
 pub use command::{Command, CommandError, CommandReply};

@@ -249,8 +249,7 @@ impl Live {
             None => {
                 live.station.add(eff(state.status), 1);
                 live.connectors.push(state);
-                live.connectors
-                    .sort_by_key(|c| (c.evse_id, c.connector_id));
+                live.connectors.sort_by_key(|c| (c.evse_id, c.connector_id));
                 None
             }
         };
@@ -258,7 +257,12 @@ impl Live {
     }
 
     /// The last reported (not effective) status of one connector.
-    pub fn connector(&self, charger_id: &str, evse_id: u32, connector_id: u32) -> Option<ConnectorState> {
+    pub fn connector(
+        &self,
+        charger_id: &str,
+        evse_id: u32,
+        connector_id: u32,
+    ) -> Option<ConnectorState> {
         read(self.shard(charger_id)).get(charger_id).and_then(|l| {
             l.connectors
                 .iter()
@@ -268,19 +272,21 @@ impl Live {
     }
 
     pub fn snapshot(&self, charger_id: &str) -> Option<ChargerSnapshot> {
-        read(self.shard(charger_id)).get(charger_id).map(|l| ChargerSnapshot {
-            station_id: l.station_id.to_string(),
-            protocol: l.protocol,
-            online: l.online,
-            connectors: l
-                .connectors
-                .iter()
-                .map(|c| ConnectorState {
-                    status: l.effective(c),
-                    ..c.clone()
-                })
-                .collect(),
-        })
+        read(self.shard(charger_id))
+            .get(charger_id)
+            .map(|l| ChargerSnapshot {
+                station_id: l.station_id.to_string(),
+                protocol: l.protocol,
+                online: l.online,
+                connectors: l
+                    .connectors
+                    .iter()
+                    .map(|c| ConnectorState {
+                        status: l.effective(c),
+                        ..c.clone()
+                    })
+                    .collect(),
+            })
     }
 
     pub fn station_counts(&self, station_id: &str) -> Option<StatusCounts> {
@@ -289,7 +295,9 @@ impl Live {
 
     /// Number of chargers homed at a station.
     pub fn station_chargers(&self, station_id: &str) -> u64 {
-        read(&self.stations).get(station_id).map_or(0, |c| c.chargers())
+        read(&self.stations)
+            .get(station_id)
+            .map_or(0, |c| c.chargers())
     }
 
     /// Every station's charger count and connector counts.
@@ -358,7 +366,10 @@ mod tests {
         let live = Live::new();
         live.upsert_charger("CP1", "S1", None, vec![]);
         assert_eq!(live.station_counts("S1").map(|c| c.total()), Some(0));
-        assert_eq!(live.set_status("CP1", st(1, ConnectorStatus::Available)), Ok(None));
+        assert_eq!(
+            live.set_status("CP1", st(1, ConnectorStatus::Available)),
+            Ok(None)
+        );
         assert_eq!(live.station_counts("S1").map(|c| c.offline), Some(1));
         live.set_online("CP1", true, Some(Protocol::Ocpp16));
         let c = live.station_counts("S1").unwrap_or_default();
@@ -374,8 +385,15 @@ mod tests {
         let c = live.station_counts("S1").unwrap_or_default();
         assert_eq!((c.offline, c.total()), (2, 2));
         let snap = live.snapshot("CP1").unwrap();
-        assert!(snap.connectors.iter().all(|c| c.status == ConnectorStatus::Offline));
-        assert_eq!(live.set_status("nope", st(1, ConnectorStatus::Available)), Err(UnknownCharger));
+        assert!(
+            snap.connectors
+                .iter()
+                .all(|c| c.status == ConnectorStatus::Offline)
+        );
+        assert_eq!(
+            live.set_status("nope", st(1, ConnectorStatus::Available)),
+            Err(UnknownCharger)
+        );
     }
 
     #[test]
@@ -385,6 +403,9 @@ mod tests {
         live.upsert_charger("CP1", "S2", None, vec![st(1, ConnectorStatus::Available)]);
         assert_eq!(live.station_counts("S1").map(|c| c.total()), Some(0));
         assert_eq!(live.station_counts("S2").map(|c| c.total()), Some(1));
-        assert_eq!((live.station_chargers("S1"), live.station_chargers("S2")), (0, 1));
+        assert_eq!(
+            (live.station_chargers("S1"), live.station_chargers("S2")),
+            (0, 1)
+        );
     }
 }

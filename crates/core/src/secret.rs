@@ -11,7 +11,11 @@ pub fn random_hex(bytes: usize) -> String {
     // getrandom only fails when the OS has no entropy source at all; fall back to the clock
     // mixed through SHA-256 rather than panic in a server.
     if getrandom::fill(&mut buf).is_err() {
-        let seed = format!("{:?}{:?}", std::time::SystemTime::now(), std::thread::current().id());
+        let seed = format!(
+            "{:?}{:?}",
+            std::time::SystemTime::now(),
+            std::thread::current().id()
+        );
         let digest = Sha256::digest(seed.as_bytes());
         for (i, b) in buf.iter_mut().enumerate() {
             *b = digest[i % digest.len()];
@@ -72,6 +76,10 @@ mod tests {
         assert!(verify_secret("s3cret-password-16", &h));
         assert!(!verify_secret("s3cret-password-17", &h));
         assert!(!verify_secret("s3cret-password-16", "plain"));
-        assert_ne!(h, hash_secret("s3cret-password-16"), "salt differs per hash");
+        assert_ne!(
+            h,
+            hash_secret("s3cret-password-16"),
+            "salt differs per hash"
+        );
     }
 }

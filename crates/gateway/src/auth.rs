@@ -39,7 +39,11 @@ pub(crate) async fn bad_path(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 pub(crate) async fn missing_id() -> Response {
-    (StatusCode::BAD_REQUEST, "charger id missing from the path: use /ocpp/{chargerId}").into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        "charger id missing from the path: use /ocpp/{chargerId}",
+    )
+        .into_response()
 }
 
 fn refuse(gw: &Gateway, status: StatusCode, why: &'static str) -> Response {
@@ -84,13 +88,21 @@ pub(crate) async fn upgrade(
 ) -> Response {
     let peer = Some(peer.to_string());
     if !valid_charger_id(&charger_id) {
-        tracing::warn!(peer, id_len = charger_id.len(), "refused upgrade: invalid charger id");
+        tracing::warn!(
+            peer,
+            id_len = charger_id.len(),
+            "refused upgrade: invalid charger id"
+        );
         return refuse(&gw, StatusCode::BAD_REQUEST, "invalid charger id");
     }
     let password = match basic_password(&headers, &charger_id) {
         Ok(p) => p,
         Err(()) => {
-            tracing::warn!(charger_id, peer, "refused upgrade: malformed basic credentials");
+            tracing::warn!(
+                charger_id,
+                peer,
+                "refused upgrade: malformed basic credentials"
+            );
             return refuse(&gw, StatusCode::UNAUTHORIZED, "malformed credentials");
         }
     };
@@ -107,7 +119,11 @@ pub(crate) async fn upgrade(
                 match &password {
                     Some(p) if verify_secret(p, hash) => {}
                     _ => {
-                        tracing::warn!(charger_id, peer, "refused upgrade: wrong or missing password");
+                        tracing::warn!(
+                            charger_id,
+                            peer,
+                            "refused upgrade: wrong or missing password"
+                        );
                         return refuse(&gw, StatusCode::UNAUTHORIZED, "wrong credentials");
                     }
                 }
@@ -149,7 +165,10 @@ async fn register_unknown(
 ) -> Result<Charger, Response> {
     let registration = match gw.config.registration {
         RegistrationPolicy::Closed => {
-            tracing::warn!(charger_id, "refused upgrade: unknown charger (registration closed)");
+            tracing::warn!(
+                charger_id,
+                "refused upgrade: unknown charger (registration closed)"
+            );
             return Err(refuse(gw, StatusCode::NOT_FOUND, "unknown charger"));
         }
         RegistrationPolicy::Open => Registration::Accepted,
@@ -157,7 +176,11 @@ async fn register_unknown(
     };
     if let Err(e) = ensure_unassigned_station(gw).await {
         tracing::error!(error = %e, "could not create the unassigned station");
-        return Err(refuse(gw, StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"));
+        return Err(refuse(
+            gw,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage unavailable",
+        ));
     }
     let charger = Charger {
         id: charger_id.to_owned(),
@@ -179,17 +202,29 @@ async fn register_unknown(
         Err(e) if e.kind() == ErrorKind::Conflict => {
             return match gw.store.get_charger(charger_id).await {
                 Ok(Some(c)) => Ok(c),
-                _ => Err(refuse(gw, StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")),
+                _ => Err(refuse(
+                    gw,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable",
+                )),
             };
         }
         Err(e) => {
             tracing::error!(charger_id, error = %e, "could not register charger");
-            return Err(refuse(gw, StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"));
+            return Err(refuse(
+                gw,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable",
+            ));
         }
     }
     gw.live
         .upsert_charger(charger_id, UNASSIGNED_STATION, None, Vec::new());
-    tracing::info!(charger_id, registration = registration.as_str(), "registered unknown charger");
+    tracing::info!(
+        charger_id,
+        registration = registration.as_str(),
+        "registered unknown charger"
+    );
     Ok(charger)
 }
 
@@ -233,7 +268,10 @@ mod tests {
         let mut h = HeaderMap::new();
         assert_eq!(basic_password(&h, "CP1"), Ok(None));
         let enc = base64::engine::general_purpose::STANDARD.encode("CP1:pw:with:colons");
-        h.insert(header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {enc}").parse().unwrap(),
+        );
         assert_eq!(basic_password(&h, "CP1"), Ok(Some("pw:with:colons".into())));
         assert_eq!(basic_password(&h, "CP2"), Err(()));
         h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());

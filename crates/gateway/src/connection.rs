@@ -72,7 +72,12 @@ impl Ctx {
             .record_status(&self.charger_id, &state)
             .await
             .map_err(internal)?;
-        let previous = self.gw.live.set_status(&self.charger_id, state).ok().flatten();
+        let previous = self
+            .gw
+            .live
+            .set_status(&self.charger_id, state)
+            .ok()
+            .flatten();
         if previous != Some(status) {
             self.gw.live.publish(Event::StatusChanged {
                 charger_id: self.charger_id.clone(),
@@ -115,7 +120,12 @@ impl Ctx {
     }
 
     pub async fn stop_session(&self, id: i64, stop: &SessionStop) -> Result<Session, CallFailure> {
-        let stopped = self.gw.store.stop_session(id, stop).await.map_err(internal)?;
+        let stopped = self
+            .gw
+            .store
+            .stop_session(id, stop)
+            .await
+            .map_err(internal)?;
         let s = stopped.session;
         if stopped.applied {
             tracing::info!(charger_id = %self.charger_id, session_id = s.id, energy_wh = s.energy_wh, "session stopped");
@@ -164,7 +174,11 @@ pub(crate) async fn refuse_subprotocol(
     peer: Option<String>,
 ) {
     Metrics::inc(&gw.metrics.upgrades_rejected_total);
-    tracing::warn!(charger_id, peer, "closed connection: no supported OCPP subprotocol offered");
+    tracing::warn!(
+        charger_id,
+        peer,
+        "closed connection: no supported OCPP subprotocol offered"
+    );
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code: close_code::PROTOCOL,
@@ -187,7 +201,11 @@ pub(crate) async fn run(
         .connections
         .insert(&charger_id, ConnHandle { conn_id, tx })
     {
-        tracing::warn!(charger_id, peer, "a newer connection claimed this charger; closing the older one");
+        tracing::warn!(
+            charger_id,
+            peer,
+            "a newer connection claimed this charger; closing the older one"
+        );
         if old.tx.try_send(Control::Superseded).is_err() {
             tokio::spawn(async move {
                 let _ = old.tx.send(Control::Superseded).await;
@@ -205,7 +223,12 @@ pub(crate) async fn run(
     }
     Metrics::inc(&gw.metrics.connections_total);
     Metrics::inc(&gw.metrics.connections_open);
-    tracing::info!(charger_id, peer, protocol = version.subprotocol(), "charger connected");
+    tracing::info!(
+        charger_id,
+        peer,
+        protocol = version.subprotocol(),
+        "charger connected"
+    );
     gw.live.publish(Event::ChargerOnline {
         charger_id: charger_id.clone(),
         station_id: charger.station_id.clone(),
@@ -341,7 +364,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 fn call_error(ctx: &Ctx, id: &str, code: ErrorCode, description: &str) -> String {
     Metrics::inc(&ctx.gw.metrics.call_errors_sent_total);
-    chargeops_ocpp::encode_error(id, code, ctx.version, description, &Value::Object(Default::default()))
+    chargeops_ocpp::encode_error(
+        id,
+        code,
+        ctx.version,
+        description,
+        &Value::Object(Default::default()),
+    )
 }
 
 /// Handles one text frame; returns the frame to send back, if any.
@@ -364,7 +393,12 @@ async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Op
         Frame::Call(call) => {
             // The validator answers NotImplemented for unknown actions and NotSupported for
             // the version's actions we have no handler for.
-            let result = match schema::validate(ctx.version, &call.action, Direction::Request, &call.payload) {
+            let result = match schema::validate(
+                ctx.version,
+                &call.action,
+                Direction::Request,
+                &call.payload,
+            ) {
                 Err(e) => Err((e.code, e.to_string())),
                 Ok(()) => dispatch(ctx, &call.action, call.payload).await,
             };
@@ -381,7 +415,12 @@ async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Op
         Frame::CallResult(res) => {
             match pending.take_if(|p| p.id == res.id) {
                 Some(p) => {
-                    let reply = match schema::validate(ctx.version, p.action, Direction::Response, &res.payload) {
+                    let reply = match schema::validate(
+                        ctx.version,
+                        p.action,
+                        Direction::Response,
+                        &res.payload,
+                    ) {
                         Ok(()) => Ok(CommandReply {
                             status: reply_status(ctx.version, p.action, &res.payload),
                             response: res.payload,
@@ -393,7 +432,9 @@ async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Op
                     };
                     let _ = p.reply.send(reply);
                 }
-                None => tracing::warn!(charger_id = %ctx.charger_id, message_id = %res.id, "CALLRESULT for an unknown message id ignored"),
+                None => {
+                    tracing::warn!(charger_id = %ctx.charger_id, message_id = %res.id, "CALLRESULT for an unknown message id ignored")
+                }
             }
             None
         }
@@ -405,7 +446,9 @@ async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Op
                         description: err.description,
                     }));
                 }
-                None => tracing::warn!(charger_id = %ctx.charger_id, message_id = %err.id, code = %err.code, "CALLERROR for an unknown message id ignored"),
+                None => {
+                    tracing::warn!(charger_id = %ctx.charger_id, message_id = %err.id, code = %err.code, "CALLERROR for an unknown message id ignored")
+                }
             }
             None
         }
@@ -443,9 +486,8 @@ fn encode_command(
     };
     // Our own payload is checked against the charger's schema, so bad API input (a 30-character
     // id tag for a 1.6 charger, say) is refused here instead of confusing the charger.
-    schema::validate(ctx.version, action, Direction::Request, &payload).map_err(|e| {
-        CommandError::Invalid(format!("{action} {e}"))
-    })?;
+    schema::validate(ctx.version, action, Direction::Request, &payload)
+        .map_err(|e| CommandError::Invalid(format!("{action} {e}")))?;
     let id = ctx.message_id();
     let frame = chargeops_ocpp::encode_call(&id, action, &payload);
     Ok((id, action, frame))
@@ -466,4 +508,3 @@ pub(crate) fn to_wh(value: f64, unit: Option<&str>) -> i64 {
     };
     wh.round() as i64
 }
-

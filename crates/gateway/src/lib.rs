@@ -116,9 +116,9 @@ impl Connections {
     fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, ConnHandle>> {
         // FNV-1a: cheap, and charger ids are not attacker-chosen keys of a shared table
         // (each is authenticated before it is inserted).
-        let h = id
-            .bytes()
-            .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
         self.shards[(h as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())

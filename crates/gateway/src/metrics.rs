@@ -65,14 +65,54 @@ impl Metrics {
 
     pub fn render(&self, out: &mut String) {
         let counters: [(&str, &str, &str, &AtomicU64); 8] = [
-            ("chargeops_ocpp_connections", "gauge", "OCPP connections open now", &self.connections_open),
-            ("chargeops_ocpp_connections_total", "counter", "OCPP connections accepted", &self.connections_total),
-            ("chargeops_ocpp_upgrades_rejected_total", "counter", "WebSocket upgrades refused (identity, credentials, policy)", &self.upgrades_rejected_total),
-            ("chargeops_ocpp_messages_received_total", "counter", "OCPP frames received", &self.messages_received_total),
-            ("chargeops_ocpp_messages_sent_total", "counter", "OCPP frames sent", &self.messages_sent_total),
-            ("chargeops_ocpp_call_errors_sent_total", "counter", "CALLERROR frames sent to chargers", &self.call_errors_sent_total),
-            ("chargeops_ocpp_commands_total", "counter", "Commands sent to chargers", &self.commands_total),
-            ("chargeops_ocpp_commands_timed_out_total", "counter", "Commands chargers did not answer in time", &self.commands_timed_out_total),
+            (
+                "chargeops_ocpp_connections",
+                "gauge",
+                "OCPP connections open now",
+                &self.connections_open,
+            ),
+            (
+                "chargeops_ocpp_connections_total",
+                "counter",
+                "OCPP connections accepted",
+                &self.connections_total,
+            ),
+            (
+                "chargeops_ocpp_upgrades_rejected_total",
+                "counter",
+                "WebSocket upgrades refused (identity, credentials, policy)",
+                &self.upgrades_rejected_total,
+            ),
+            (
+                "chargeops_ocpp_messages_received_total",
+                "counter",
+                "OCPP frames received",
+                &self.messages_received_total,
+            ),
+            (
+                "chargeops_ocpp_messages_sent_total",
+                "counter",
+                "OCPP frames sent",
+                &self.messages_sent_total,
+            ),
+            (
+                "chargeops_ocpp_call_errors_sent_total",
+                "counter",
+                "CALLERROR frames sent to chargers",
+                &self.call_errors_sent_total,
+            ),
+            (
+                "chargeops_ocpp_commands_total",
+                "counter",
+                "Commands sent to chargers",
+                &self.commands_total,
+            ),
+            (
+                "chargeops_ocpp_commands_timed_out_total",
+                "counter",
+                "Commands chargers did not answer in time",
+                &self.commands_timed_out_total,
+            ),
         ];
         for (name, kind, help, v) in counters {
             let _ = writeln!(

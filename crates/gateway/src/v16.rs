@@ -12,6 +12,16 @@ use chargeops_ocpp::{ErrorCode, v16};
 
 use crate::connection::{CallFailure, Ctx, internal, to_wh};
 
+/// A connector or EVSE number; the 1.6 schemas do not forbid negative ones, we do.
+pub(crate) fn index(value: i32, field: &str) -> Result<u32, CallFailure> {
+    u32::try_from(value).map_err(|_| {
+        (
+            ErrorCode::PropertyConstraintViolation,
+            format!("/{field}: must not be negative"),
+        )
+    })
+}
+
 /// Reads a validated payload into its typed message (a value the schema allows but the type
 /// cannot hold, like an integer beyond 32 bits, is a PropertyConstraintViolation).
 pub(crate) fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, CallFailure> {
@@ -52,7 +62,11 @@ fn id_tag_info(status: IdTagStatus) -> Value {
     json!({ "status": s })
 }
 
-pub(crate) async fn handle(ctx: &mut Ctx, action: &str, payload: Value) -> Result<Value, CallFailure> {
+pub(crate) async fn handle(
+    ctx: &mut Ctx,
+    action: &str,
+    payload: Value,
+) -> Result<Value, CallFailure> {
     match action {
         "BootNotification" => boot(ctx, parse(payload)?).await,
         "Heartbeat" => Ok(json!({ "currentTime": now_rfc3339() })),
@@ -74,7 +88,10 @@ pub(crate) async fn handle(ctx: &mut Ctx, action: &str, payload: Value) -> Resul
             tracing::info!(charger_id = %ctx.charger_id, action, status = %payload["status"], "charger reported");
             Ok(json!({}))
         }
-        other => Err((ErrorCode::NotSupported, format!("action {other} is not supported"))),
+        other => Err((
+            ErrorCode::NotSupported,
+            format!("action {other} is not supported"),
+        )),
     }
 }
 
@@ -82,7 +99,10 @@ async fn boot(ctx: &mut Ctx, req: v16::BootNotificationRequest) -> Result<Value,
     let info = BootInfo {
         vendor: Some(req.charge_point_vendor.clone()),
         model: Some(req.charge_point_model.clone()),
-        serial_number: req.charge_point_serial_number.clone().or(req.charge_box_serial_number.clone()),
+        serial_number: req
+            .charge_point_serial_number
+            .clone()
+            .or(req.charge_box_serial_number.clone()),
         firmware_version: req.firmware_version.clone(),
     };
     ctx.gw
@@ -105,21 +125,28 @@ async fn status(ctx: &mut Ctx, req: v16::StatusNotificationRequest) -> Result<Va
     let raw = wire(&req.status);
     let error_code = wire(&req.error_code);
     let error_code = (error_code != "NoError").then_some(error_code);
-    let connector = req.connector_id as u32;
+    let connector = index(req.connector_id, "connectorId")?;
     if connector == 0 {
         // Connector 0 is the charger as a whole; it is logged, not listed as a connector.
         tracing::info!(charger_id = %ctx.charger_id, status = %raw, error_code, "charger-level status");
         return Ok(json!({}));
     }
     let at = req.timestamp.unwrap_or_else(Utc::now);
-    ctx.apply_status(connector, connector, map_status(&raw), Some(raw), error_code, at)
-        .await?;
+    ctx.apply_status(
+        connector,
+        connector,
+        map_status(&raw),
+        Some(raw),
+        error_code,
+        at,
+    )
+    .await?;
     Ok(json!({}))
 }
 
 async fn start(ctx: &mut Ctx, req: v16::StartTransactionRequest) -> Result<Value, CallFailure> {
     let auth = ctx.authorize(&req.id_tag).await?;
-    let connector = req.connector_id as u32;
+    let connector = index(req.connector_id, "connectorId")?;
     // The session is recorded whatever the tag's status: the charger has started it and will
     // stop it itself when told the tag is not accepted, and that energy is real.
     let session = ctx
@@ -130,13 +157,12 @@ async fn start(ctx: &mut Ctx, req: v16::StartTransactionRequest) -> Result<Value
             transaction_ref: None,
             id_tag: Some(req.id_tag.clone()),
             started_at: req.timestamp,
-            meter_start_wh: Some(req.meter_start as i64),
+            meter_start_wh: Some(req.meter_start),
             seq_no: None,
         })
         .await?;
-    let transaction_id = i32::try_from(session.id).map_err(|_| {
-        internal("session id no longer fits an OCPP 1.6 transactionId")
-    })?;
+    let transaction_id = i32::try_from(session.id)
+        .map_err(|_| internal("session id no longer fits an OCPP 1.6 transactionId"))?;
     Ok(json!({ "transactionId": transaction_id, "idTagInfo": id_tag_info(auth) }))
 }
 
@@ -160,14 +186,18 @@ async fn stop(ctx: &mut Ctx, req: v16::StopTransactionRequest) -> Result<Value, 
     };
     if let Some(data) = &req.transaction_data {
         let samples = samples(ctx, session.evse_id, Some(session.id), data);
-        ctx.gw.store.record_meter_samples(&samples).await.map_err(internal)?;
+        ctx.gw
+            .store
+            .record_meter_samples(&samples)
+            .await
+            .map_err(internal)?;
     }
     let reason = req.reason.as_ref().map(wire).or(Some("Local".to_owned()));
     ctx.stop_session(
         session.id,
         &SessionStop {
             stopped_at: req.timestamp,
-            meter_stop_wh: Some(req.meter_stop as i64),
+            meter_stop_wh: Some(req.meter_stop),
             energy_wh: None,
             reason,
             seq_no: None,
@@ -178,7 +208,7 @@ async fn stop(ctx: &mut Ctx, req: v16::StopTransactionRequest) -> Result<Value, 
 }
 
 async fn meter_values(ctx: &mut Ctx, req: v16::MeterValuesRequest) -> Result<Value, CallFailure> {
-    let connector = req.connector_id as u32;
+    let connector = index(req.connector_id, "connectorId")?;
     let session = match req.transaction_id {
         Some(tx) => ctx
             .gw
@@ -188,8 +218,17 @@ async fn meter_values(ctx: &mut Ctx, req: v16::MeterValuesRequest) -> Result<Val
             .map_err(internal)?,
         None => None,
     };
-    let samples = samples(ctx, connector, session.as_ref().map(|s| s.id), &req.meter_value);
-    ctx.gw.store.record_meter_samples(&samples).await.map_err(internal)?;
+    let samples = samples(
+        ctx,
+        connector,
+        session.as_ref().map(|s| s.id),
+        &req.meter_value,
+    );
+    ctx.gw
+        .store
+        .record_meter_samples(&samples)
+        .await
+        .map_err(internal)?;
     if let Some(s) = session
         && let Some(register) = energy_register(&samples)
     {
@@ -212,7 +251,12 @@ pub(crate) fn energy_register(samples: &[MeterSample]) -> Option<i64> {
         .map(|s| to_wh(s.value, s.unit.as_deref()))
 }
 
-fn samples(ctx: &Ctx, connector: u32, session_id: Option<i64>, values: &[v16::MeterValue]) -> Vec<MeterSample> {
+fn samples(
+    ctx: &Ctx,
+    connector: u32,
+    session_id: Option<i64>,
+    values: &[v16::MeterValue],
+) -> Vec<MeterSample> {
     let mut out = Vec::new();
     for mv in values {
         for sv in &mv.sampled_value {
@@ -231,9 +275,18 @@ fn samples(ctx: &Ctx, connector: u32, session_id: Option<i64>, values: &[v16::Me
                 connector_id: connector,
                 session_id,
                 at: mv.timestamp,
-                measurand: sv.measurand.as_ref().map(wire).unwrap_or_else(|| "Energy.Active.Import.Register".to_owned()),
+                measurand: sv
+                    .measurand
+                    .as_ref()
+                    .map(wire)
+                    .unwrap_or_else(|| "Energy.Active.Import.Register".to_owned()),
                 phase: sv.phase.as_ref().map(wire),
-                unit: Some(sv.unit.as_ref().map(wire).unwrap_or_else(|| "Wh".to_owned())),
+                unit: Some(
+                    sv.unit
+                        .as_ref()
+                        .map(wire)
+                        .unwrap_or_else(|| "Wh".to_owned()),
+                ),
                 value,
             });
         }
@@ -244,7 +297,11 @@ fn samples(ctx: &Ctx, connector: u32, session_id: Option<i64>, values: &[v16::Me
 /// Maps a protocol-neutral command to the 1.6 action and payload.
 pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandError> {
     Ok(match cmd {
-        Command::RemoteStart { evse_id, connector_id, id_tag } => {
+        Command::RemoteStart {
+            evse_id,
+            connector_id,
+            id_tag,
+        } => {
             let mut p = json!({ "idTag": id_tag });
             if let Some(c) = connector_id.or(*evse_id) {
                 p["connectorId"] = json!(c);
@@ -253,22 +310,35 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
         }
         Command::RemoteStop { transaction_ref } => {
             let id: i32 = transaction_ref.parse().map_err(|_| {
-                CommandError::Invalid(format!("{transaction_ref:?} is not an OCPP 1.6 transaction id"))
+                CommandError::Invalid(format!(
+                    "{transaction_ref:?} is not an OCPP 1.6 transaction id"
+                ))
             })?;
             ("RemoteStopTransaction", json!({ "transactionId": id }))
         }
-        Command::ChangeAvailability { evse_id, connector_id, available } => (
+        Command::ChangeAvailability {
+            evse_id,
+            connector_id,
+            available,
+        } => (
             "ChangeAvailability",
             json!({
                 "connectorId": connector_id.or(*evse_id).unwrap_or(0),
                 "type": if *available { "Operative" } else { "Inoperative" },
             }),
         ),
-        Command::Reset { hard } => ("Reset", json!({ "type": if *hard { "Hard" } else { "Soft" } })),
+        Command::Reset { hard } => (
+            "Reset",
+            json!({ "type": if *hard { "Hard" } else { "Soft" } }),
+        ),
         Command::UnlockConnector { connector_id, .. } => {
             ("UnlockConnector", json!({ "connectorId": connector_id }))
         }
-        Command::Trigger { message, evse_id, connector_id } => {
+        Command::Trigger {
+            message,
+            evse_id,
+            connector_id,
+        } => {
             let mut p = json!({ "requestedMessage": message });
             if let Some(c) = connector_id.or(*evse_id) {
                 p["connectorId"] = json!(c);
@@ -287,7 +357,10 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
         }
         Command::ClearCache => ("ClearCache", json!({})),
         Command::GetBaseReport { .. } => {
-            return Err(CommandError::Unsupported { command: cmd.name(), protocol: "ocpp1.6" });
+            return Err(CommandError::Unsupported {
+                command: cmd.name(),
+                protocol: "ocpp1.6",
+            });
         }
     })
 }
@@ -300,4 +373,3 @@ pub(crate) fn reply_status(action: &str, payload: &Value) -> String {
         _ => "Accepted".to_owned(),
     }
 }
-

@@ -10,7 +10,7 @@ use chargeops_core::{
 use chargeops_ocpp::{ErrorCode, v201};
 
 use crate::connection::{CallFailure, Ctx, internal};
-use crate::v16::{energy_register, now_rfc3339, parse, wire};
+use crate::v16::{energy_register, index, now_rfc3339, parse, wire};
 
 /// The internal status of a 2.0.1 connector: Occupied is `charging` while the EVSE's
 /// transaction is in chargingState Charging.
@@ -35,7 +35,11 @@ fn id_token_info(status: IdTagStatus) -> Value {
     json!({ "status": s })
 }
 
-pub(crate) async fn handle(ctx: &mut Ctx, action: &str, payload: Value) -> Result<Value, CallFailure> {
+pub(crate) async fn handle(
+    ctx: &mut Ctx,
+    action: &str,
+    payload: Value,
+) -> Result<Value, CallFailure> {
     match action {
         "BootNotification" => boot(ctx, parse(payload)?).await,
         "Heartbeat" => Ok(json!({ "currentTime": now_rfc3339() })),
@@ -48,21 +52,31 @@ pub(crate) async fn handle(ctx: &mut Ctx, action: &str, payload: Value) -> Resul
         "TransactionEvent" => transaction_event(ctx, parse(payload)?).await,
         "MeterValues" => {
             let req: v201::MeterValuesRequest = parse(payload)?;
-            let evse = req.evse_id as u32;
+            let evse = index(req.evse_id, "evseId")?;
             let samples = samples(ctx, evse, 0, None, &req.meter_value);
-            ctx.gw.store.record_meter_samples(&samples).await.map_err(internal)?;
+            ctx.gw
+                .store
+                .record_meter_samples(&samples)
+                .await
+                .map_err(internal)?;
             Ok(json!({}))
         }
         "DataTransfer" => {
             tracing::info!(charger_id = %ctx.charger_id, vendor_id = %payload["vendorId"], "data transfer from an unknown vendor");
             Ok(json!({ "status": "UnknownVendorId" }))
         }
-        "NotifyEvent" | "SecurityEventNotification" | "NotifyReport" | "FirmwareStatusNotification"
+        "NotifyEvent"
+        | "SecurityEventNotification"
+        | "NotifyReport"
+        | "FirmwareStatusNotification"
         | "LogStatusNotification" => {
             tracing::info!(charger_id = %ctx.charger_id, action, payload = %payload, "charger reported");
             Ok(json!({}))
         }
-        other => Err((ErrorCode::NotSupported, format!("action {other} is not supported"))),
+        other => Err((
+            ErrorCode::NotSupported,
+            format!("action {other} is not supported"),
+        )),
     }
 }
 
@@ -95,12 +109,19 @@ async fn boot(ctx: &mut Ctx, req: v201::BootNotificationRequest) -> Result<Value
 
 async fn status(ctx: &mut Ctx, req: v201::StatusNotificationRequest) -> Result<Value, CallFailure> {
     let raw = wire(&req.connector_status);
-    let evse = req.evse_id as u32;
-    let connector = req.connector_id as u32;
+    let evse = index(req.evse_id, "evseId")?;
+    let connector = index(req.connector_id, "connectorId")?;
     let charging = ctx.evse_charging.get(&evse).copied().unwrap_or(false);
     let error = (raw == "Faulted").then(|| "Faulted".to_owned());
-    ctx.apply_status(evse, connector, map_status(&raw, charging), Some(raw), error, req.timestamp)
-        .await?;
+    ctx.apply_status(
+        evse,
+        connector,
+        map_status(&raw, charging),
+        Some(raw),
+        error,
+        req.timestamp,
+    )
+    .await?;
     Ok(json!({}))
 }
 
@@ -112,22 +133,36 @@ async fn refresh_evse(ctx: &mut Ctx, evse: u32, charging: bool) -> Result<(), Ca
     let Some(snapshot) = ctx.gw.live.snapshot(&ctx.charger_id) else {
         return Ok(());
     };
-    for c in snapshot.connectors.into_iter().filter(|c| c.evse_id == evse) {
+    for c in snapshot
+        .connectors
+        .into_iter()
+        .filter(|c| c.evse_id == evse)
+    {
         let Some(current) = ctx.gw.live.connector(&ctx.charger_id, evse, c.connector_id) else {
             continue;
         };
         if current.raw_status.as_deref() == Some("Occupied") {
             let status = map_status("Occupied", charging);
             if status != current.status {
-                ctx.apply_status(evse, c.connector_id, status, current.raw_status, None, Utc::now())
-                    .await?;
+                ctx.apply_status(
+                    evse,
+                    c.connector_id,
+                    status,
+                    current.raw_status,
+                    None,
+                    Utc::now(),
+                )
+                .await?;
             }
         }
     }
     Ok(())
 }
 
-async fn transaction_event(ctx: &mut Ctx, req: v201::TransactionEventRequest) -> Result<Value, CallFailure> {
+async fn transaction_event(
+    ctx: &mut Ctx,
+    req: v201::TransactionEventRequest,
+) -> Result<Value, CallFailure> {
     let event = wire(&req.event_type);
     let info = &req.transaction_info;
     let reference = info.transaction_id.clone();
@@ -140,7 +175,13 @@ async fn transaction_event(ctx: &mut Ctx, req: v201::TransactionEventRequest) ->
         .await
         .map_err(internal)?;
     let (evse, connector) = match (&req.evse, &existing) {
-        (Some(e), _) => (e.id as u32, e.connector_id.map(|c| c as u32).unwrap_or(1)),
+        (Some(e), _) => (
+            index(e.id, "evse/id")?,
+            e.connector_id
+                .map(|c| index(c, "evse/connectorId"))
+                .transpose()?
+                .unwrap_or(1),
+        ),
         (None, Some(s)) => (s.evse_id, s.connector_id),
         (None, None) => (0, 0),
     };
@@ -177,9 +218,16 @@ async fn transaction_event(ctx: &mut Ctx, req: v201::TransactionEventRequest) ->
     };
     let samples: Vec<MeterSample> = samples
         .into_iter()
-        .map(|s| MeterSample { session_id: Some(session.id), ..s })
+        .map(|s| MeterSample {
+            session_id: Some(session.id),
+            ..s
+        })
         .collect();
-    ctx.gw.store.record_meter_samples(&samples).await.map_err(internal)?;
+    ctx.gw
+        .store
+        .record_meter_samples(&samples)
+        .await
+        .map_err(internal)?;
 
     let fresh = session.last_seq_no.is_none_or(|last| seq_no > last);
     match event.as_str() {
@@ -234,7 +282,7 @@ fn samples(
                 Some(u) => (u.unit.clone(), u.multiplier.unwrap_or(0)),
                 None => (None, 0),
             };
-            let value = sv.value as f64 * 10f64.powi(multiplier as i32);
+            let value = sv.value * 10f64.powi(multiplier);
             if !value.is_finite() {
                 tracing::warn!(charger_id = %ctx.charger_id, "non-finite sampled value skipped");
                 continue;
@@ -289,7 +337,11 @@ fn evse_type(evse_id: Option<u32>, connector_id: Option<u32>) -> Option<Value> {
 /// Maps a protocol-neutral command to the 2.0.1 action and payload.
 pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandError> {
     Ok(match cmd {
-        Command::RemoteStart { evse_id, connector_id, id_tag } => {
+        Command::RemoteStart {
+            evse_id,
+            connector_id,
+            id_tag,
+        } => {
             // remoteStartId only has to be unique enough for the charger to correlate its
             // TransactionEvent; the clock gives that without shared state.
             let remote_start_id = (Utc::now().timestamp_millis() % i64::from(i32::MAX)) as i32;
@@ -302,10 +354,15 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
             }
             ("RequestStartTransaction", p)
         }
-        Command::RemoteStop { transaction_ref } => {
-            ("RequestStopTransaction", json!({ "transactionId": transaction_ref }))
-        }
-        Command::ChangeAvailability { evse_id, connector_id, available } => {
+        Command::RemoteStop { transaction_ref } => (
+            "RequestStopTransaction",
+            json!({ "transactionId": transaction_ref }),
+        ),
+        Command::ChangeAvailability {
+            evse_id,
+            connector_id,
+            available,
+        } => {
             let mut p = json!({
                 "operationalStatus": if *available { "Operative" } else { "Inoperative" },
             });
@@ -314,14 +371,22 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
             }
             ("ChangeAvailability", p)
         }
-        Command::Reset { hard } => {
-            ("Reset", json!({ "type": if *hard { "Immediate" } else { "OnIdle" } }))
-        }
-        Command::UnlockConnector { evse_id, connector_id } => (
+        Command::Reset { hard } => (
+            "Reset",
+            json!({ "type": if *hard { "Immediate" } else { "OnIdle" } }),
+        ),
+        Command::UnlockConnector {
+            evse_id,
+            connector_id,
+        } => (
             "UnlockConnector",
             json!({ "evseId": evse_id.unwrap_or(*connector_id), "connectorId": if evse_id.is_some() { *connector_id } else { 1 } }),
         ),
-        Command::Trigger { message, evse_id, connector_id } => {
+        Command::Trigger {
+            message,
+            evse_id,
+            connector_id,
+        } => {
             let mut p = json!({ "requestedMessage": message });
             if let Some(evse) = evse_type(*evse_id, *connector_id) {
                 p["evse"] = evse;
@@ -337,7 +402,9 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
             let data = keys
                 .iter()
                 .map(|k| {
-                    component_variable(k).map(|(c, v)| json!({ "component": { "name": c }, "variable": { "name": v } }))
+                    component_variable(k).map(
+                        |(c, v)| json!({ "component": { "name": c }, "variable": { "name": v } }),
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             ("GetVariables", json!({ "getVariableData": data }))
@@ -352,7 +419,10 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
         Command::ClearCache => ("ClearCache", json!({})),
         Command::GetBaseReport { report_base } => {
             let request_id = (Utc::now().timestamp_millis() % i64::from(i32::MAX)) as i32;
-            ("GetBaseReport", json!({ "requestId": request_id, "reportBase": report_base }))
+            (
+                "GetBaseReport",
+                json!({ "requestId": request_id, "reportBase": report_base }),
+            )
         }
     })
 }
@@ -363,5 +433,8 @@ pub(crate) fn reply_status(action: &str, payload: &Value) -> String {
         "SetVariables" => payload.pointer("/setVariableResult/0/attributeStatus"),
         _ => payload.get("status"),
     };
-    nested.and_then(Value::as_str).unwrap_or("Accepted").to_owned()
+    nested
+        .and_then(Value::as_str)
+        .unwrap_or("Accepted")
+        .to_owned()
 }
