@@ -53,7 +53,10 @@ pub(crate) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .or_else(from_query)
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -69,7 +72,11 @@ pub(crate) async fn require_token(
     let found = match cached {
         Some(t) => t,
         None => {
-            let t = state.store.find_token(&digest).await?.ok_or_else(ApiError::unauthorized)?;
+            let t = state
+                .store
+                .find_token(&digest)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
             state
                 .tokens
                 .by_digest
@@ -79,7 +86,10 @@ pub(crate) async fn require_token(
             t
         }
     };
-    req.extensions_mut().insert(Caller { name: found.name, role: found.role });
+    req.extensions_mut().insert(Caller {
+        name: found.name,
+        role: found.role,
+    });
     Ok(next.run(req).await)
 }
 
@@ -93,7 +103,9 @@ pub async fn bootstrap_admin_token(
     if let Some(token) = given {
         let digest = token_digest(token);
         if store.find_token(&digest).await?.is_none() {
-            store.insert_token("admin (CHARGEOPS_ADMIN_TOKEN)", Role::Admin, &digest).await?;
+            store
+                .insert_token("admin (CHARGEOPS_ADMIN_TOKEN)", Role::Admin, &digest)
+                .await?;
         }
         return Ok(None);
     }
@@ -101,6 +113,8 @@ pub async fn bootstrap_admin_token(
         return Ok(None);
     }
     let token = format!("co_{}", random_hex(24));
-    store.insert_token("admin (generated)", Role::Admin, &token_digest(&token)).await?;
+    store
+        .insert_token("admin (generated)", Role::Admin, &token_digest(&token))
+        .await?;
     Ok(Some(token))
 }

@@ -32,8 +32,13 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// Parses a JSON body into `T`; an empty body reads as `{}` so body-less commands work.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
@@ -63,7 +68,9 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     out.push_str(&format!(
         "# HELP chargeops_chargers Chargers known to the platform\n# TYPE chargeops_chargers gauge\nchargeops_chargers {chargers}\n"
     ));
-    out.push_str("# HELP chargeops_connectors Connectors by status\n# TYPE chargeops_connectors gauge\n");
+    out.push_str(
+        "# HELP chargeops_connectors Connectors by status\n# TYPE chargeops_connectors gauge\n",
+    );
     let mut totals = [0u64; 7];
     for (_, (_, counts)) in state.live.all_station_counts() {
         for (i, s) in chargeops_core::ConnectorStatus::ALL.into_iter().enumerate() {
@@ -71,7 +78,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         }
     }
     for (i, s) in chargeops_core::ConnectorStatus::ALL.into_iter().enumerate() {
-        out.push_str(&format!("chargeops_connectors{{status=\"{}\"}} {}\n", s.as_str(), totals[i]));
+        out.push_str(&format!(
+            "chargeops_connectors{{status=\"{}\"}} {}\n",
+            s.as_str(),
+            totals[i]
+        ));
     }
     out.push_str(&format!(
         "# HELP chargeops_uptime_seconds Seconds since start\n# TYPE chargeops_uptime_seconds gauge\nchargeops_uptime_seconds {}\n",
@@ -114,12 +125,23 @@ pub(crate) struct StationView {
 fn station_view(state: &AppState, station: Station) -> StationView {
     let connectors = state.live.station_counts(&station.id).unwrap_or_default();
     let chargers = state.live.station_chargers(&station.id);
-    StationView { station, chargers, connectors }
+    StationView {
+        station,
+        chargers,
+        connectors,
+    }
 }
 
-pub(crate) async fn list_stations(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<StationView>>> {
+pub(crate) async fn list_stations(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<Vec<StationView>>> {
     let stations = state.store.list_stations().await?;
-    Ok(Json(stations.into_iter().map(|s| station_view(&state, s)).collect()))
+    Ok(Json(
+        stations
+            .into_iter()
+            .map(|s| station_view(&state, s))
+            .collect(),
+    ))
 }
 
 pub(crate) async fn get_station(
@@ -161,8 +183,12 @@ pub(crate) async fn create_station(
         return Err(ApiError::bad_request("station name must not be empty"));
     }
     match (new.lat, new.lon) {
-        (Some(lat), Some(lon)) if !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)) => {
-            return Err(ApiError::bad_request("lat must be within -90..90 and lon within -180..180"));
+        (Some(lat), Some(lon))
+            if !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)) =>
+        {
+            return Err(ApiError::bad_request(
+                "lat must be within -90..90 and lon within -180..180",
+            ));
         }
         (Some(_), None) | (None, Some(_)) => {
             return Err(ApiError::bad_request("give both lat and lon, or neither"));
@@ -285,7 +311,10 @@ pub(crate) async fn create_charger(
         ));
     }
     if state.store.get_station(&new.station_id).await?.is_none() {
-        return Err(ApiError::not_found(format!("station {} not found", new.station_id)));
+        return Err(ApiError::not_found(format!(
+            "station {} not found",
+            new.station_id
+        )));
     }
     let charger = Charger {
         id: new.id,
@@ -301,7 +330,9 @@ pub(crate) async fn create_charger(
         last_boot_at: None,
     };
     state.store.insert_charger(&charger).await?;
-    state.live.upsert_charger(&charger.id, &charger.station_id, None, Vec::new());
+    state
+        .live
+        .upsert_charger(&charger.id, &charger.station_id, None, Vec::new());
     tracing::info!(charger_id = %charger.id, station_id = %charger.station_id, by = %caller.name, "charger registered");
     Ok((StatusCode::CREATED, Json(charger_view(&state, charger))))
 }
@@ -379,18 +410,28 @@ pub(crate) async fn command(
                 .get_session(session_id)
                 .await?
                 .filter(|s| s.charger_id == id)
-                .ok_or_else(|| ApiError::not_found(format!("session {session_id} not found on charger {id}")))?;
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("session {session_id} not found on charger {id}"))
+                })?;
             if session.stopped_at.is_some() {
-                return Err(ApiError::new(StatusCode::CONFLICT, "session_stopped", format!("session {session_id} has already stopped")));
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "session_stopped",
+                    format!("session {session_id} has already stopped"),
+                ));
             }
-            Command::RemoteStop { transaction_ref: session.transaction_ref }
+            Command::RemoteStop {
+                transaction_ref: session.transaction_ref,
+            }
         }
         "change-availability" => Command::ChangeAvailability {
             evse_id: b.evse_id,
             connector_id: b.connector_id,
             available: required(b.available, "available", n)?,
         },
-        "reset" => Command::Reset { hard: b.hard.unwrap_or(false) },
+        "reset" => Command::Reset {
+            hard: b.hard.unwrap_or(false),
+        },
         "unlock-connector" => Command::UnlockConnector {
             evse_id: b.evse_id,
             connector_id: required(b.connector_id, "connector_id", n)?,
@@ -400,7 +441,9 @@ pub(crate) async fn command(
             evse_id: b.evse_id,
             connector_id: b.connector_id,
         },
-        "get-configuration" => Command::GetConfiguration { keys: b.keys.unwrap_or_default() },
+        "get-configuration" => Command::GetConfiguration {
+            keys: b.keys.unwrap_or_default(),
+        },
         "set-configuration" => Command::SetConfiguration {
             key: required(b.key, "key", n)?,
             value: required(b.value, "value", n)?,
@@ -418,7 +461,9 @@ pub(crate) async fn command(
     charger(&state, &id).await?;
     tracing::info!(charger_id = %id, command = n, by = %caller.name, "command requested");
     let reply = state.gateway.command(&id, cmd).await?;
-    Ok(Json(json!({ "status": reply.status, "response": reply.response })))
+    Ok(Json(
+        json!({ "status": reply.status, "response": reply.response }),
+    ))
 }
 
 // Sessions.
@@ -451,7 +496,9 @@ pub(crate) async fn get_session(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Session>> {
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request("session id must be an integer"))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("session id must be an integer"))?;
     state
         .store
         .get_session(id)
@@ -462,7 +509,9 @@ pub(crate) async fn get_session(
 
 // Id tags.
 
-pub(crate) async fn list_id_tags(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<IdTag>>> {
+pub(crate) async fn list_id_tags(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<Vec<IdTag>>> {
     Ok(Json(state.store.list_id_tags().await?))
 }
 
@@ -522,7 +571,9 @@ pub(crate) async fn events(
                 }
                 // A slow reader missed events: tell it, so it can re-read the full state.
                 Err(RecvError::Lagged(n)) => {
-                    let sse = SseEvent::default().event("lagged").data(json!({ "missed": n }).to_string());
+                    let sse = SseEvent::default()
+                        .event("lagged")
+                        .data(json!({ "missed": n }).to_string());
                     return Some((Ok(sse), rx));
                 }
                 Err(RecvError::Closed) => return None,

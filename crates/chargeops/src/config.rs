@@ -104,7 +104,8 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            v.parse::<T>().map_err(|e| anyhow::anyhow!("invalid {name}={v:?}: {e}"))
+            v.parse::<T>()
+                .map_err(|e| anyhow::anyhow!("invalid {name}={v:?}: {e}"))
         }
         if let Some(v) = var("CHARGEOPS_LISTEN") {
             self.listen = parse("CHARGEOPS_LISTEN", v)?;
@@ -168,12 +169,17 @@ mod tests {
 
     #[test]
     fn layers_apply_in_order() {
-        let mut c: Config = toml::from_str("listen = \"127.0.0.1:9000\"\nregistration = \"open\"\n").unwrap();
+        let mut c: Config =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nregistration = \"open\"\n").unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.registration, RegistrationPolicy::Open);
-        c.apply_env(|k| (k == "CHARGEOPS_REGISTRATION").then(|| "closed".to_owned())).unwrap();
+        c.apply_env(|k| (k == "CHARGEOPS_REGISTRATION").then(|| "closed".to_owned()))
+            .unwrap();
         assert_eq!(c.registration, RegistrationPolicy::Closed);
-        assert!(c.apply_env(|k| (k == "CHARGEOPS_LISTEN").then(|| "nope".to_owned())).is_err());
+        assert!(
+            c.apply_env(|k| (k == "CHARGEOPS_LISTEN").then(|| "nope".to_owned()))
+                .is_err()
+        );
     }
 
     #[test]

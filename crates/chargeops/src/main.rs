@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use config::Overrides;
 
 #[derive(Parser)]
-#[command(name = "chargeops", version, about = "One platform for a whole EV charging network")]
+#[command(
+    name = "chargeops",
+    version,
+    about = "One platform for a whole EV charging network"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -36,12 +40,16 @@ fn main() -> Result<()> {
         Cmd::Serve(o) => {
             let config = config::Config::load(&o)?;
             serve::init_tracing(&config.log);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(serve::run(config))
         }
         Cmd::Bench(BenchCmd::Ocpp(args)) => {
             serve::init_tracing("warn");
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(chargeops_sim::bench::run_ocpp(args))
         }
     }

@@ -41,12 +41,19 @@ async fn load_network(store: &dyn Store, live: &Live) -> Result<(usize, usize)> 
 }
 
 pub async fn run(config: Config) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("failed to create data directory {}", config.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_dir(&config.data_dir)
-            .with_context(|| format!("failed to open the database in {}", config.data_dir.display()))?,
-    );
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "failed to create data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open_dir(&config.data_dir).with_context(|| {
+            format!(
+                "failed to open the database in {}",
+                config.data_dir.display()
+            )
+        })?);
     let live = Arc::new(Live::new());
     let (stations, chargers) = load_network(store.as_ref(), &live).await?;
     tracing::info!(stations, chargers, data_dir = %config.data_dir.display(), "network loaded");
@@ -55,7 +62,9 @@ pub async fn run(config: Config) -> Result<()> {
         chargeops_api::bootstrap_admin_token(store.as_ref(), config.admin_token.as_deref()).await?
     {
         // Printed once, on the terminal only: the store keeps just its digest.
-        eprintln!("\nA new admin API token was generated (it is not shown again):\n\n    {token}\n");
+        eprintln!(
+            "\nA new admin API token was generated (it is not shown again):\n\n    {token}\n"
+        );
         eprintln!("Set CHARGEOPS_ADMIN_TOKEN to choose your own instead.\n");
     }
 
@@ -69,10 +78,13 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, registration = ?config.registration, "chargeops listening");
     eprintln!("chargeops listening on http://{addr}  (OCPP: ws://{addr}/ocpp/{{chargerId}})");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")?;
     tracing::info!("chargeops stopped");
     Ok(())
 }
