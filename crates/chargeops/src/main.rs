@@ -26,6 +26,9 @@ enum Cmd {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Occupancy forecasting over charging-session history: import real logs, evaluate.
+    #[command(subcommand)]
+    Forecast(chargeops_forecast::cli::ForecastCmd),
 }
 
 #[derive(Subcommand)]
@@ -44,6 +47,10 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(serve::run(config))
+        }
+        Cmd::Forecast(cmd) => {
+            serve::init_tracing("warn");
+            Ok(chargeops_forecast::cli::run(cmd)?)
         }
         Cmd::Bench(BenchCmd::Ocpp(args)) => {
             serve::init_tracing("warn");
