@@ -326,7 +326,7 @@ pub(crate) async fn create_charger(
         firmware_version: None,
         registration: Registration::Accepted,
         password_hash: new.password.as_deref().map(hash_secret),
-        created_at: Utc::now(),
+        created_at: state.live.now(),
         last_boot_at: None,
     };
     state.store.insert_charger(&charger).await?;

@@ -1,6 +1,7 @@
 //! The chargeops network model. It knows stations, chargers, connectors, sessions and their
 //! one internal status, and nothing of OCPP, YKC, HTTP or SQL.
 
+pub mod clock;
 pub mod command;
 pub mod event;
 pub mod live;
@@ -8,6 +9,7 @@ pub mod model;
 pub mod network_file;
 pub mod secret;
 
+pub use clock::Clock;
 pub use command::{Command, CommandError, CommandReply};
 pub use event::Event;
 pub use live::{ChargerSnapshot, Live, StatusCounts};

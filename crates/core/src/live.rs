@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::clock::Clock;
 use crate::event::Event;
 use crate::model::{ConnectorState, ConnectorStatus, Protocol};
 
@@ -116,6 +117,7 @@ pub struct Live {
     shards: Box<[RwLock<HashMap<String, ChargerLive>>]>,
     stations: RwLock<HashMap<String, Arc<StationCounters>>>,
     events: broadcast::Sender<Event>,
+    clock: Clock,
 }
 
 impl Default for Live {
@@ -136,13 +138,28 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl Live {
     pub fn new() -> Self {
+        Self::with_clock(Clock::real())
+    }
+
+    /// A network on `clock` (the demo's simulated time).
+    pub fn with_clock(clock: Clock) -> Self {
         let (events, _) = broadcast::channel(4096);
         Live {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             stations: RwLock::new(HashMap::new()),
             events,
+            clock,
         }
+    }
+
+    /// The platform's current time: what every component stamps and compares with.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     fn shard(&self, charger_id: &str) -> &RwLock<HashMap<String, ChargerLive>> {

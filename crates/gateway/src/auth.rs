@@ -8,7 +8,6 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use chrono::Utc;
 
 use chargeops_core::secret::{hash_secret, verify_secret};
 use chargeops_core::{Charger, Registration, Station};
@@ -193,7 +192,7 @@ async fn register_unknown(
         registration,
         // Trust on first use: the password the charger presents now is the one it must keep.
         password_hash: password.map(hash_secret),
-        created_at: Utc::now(),
+        created_at: gw.live.now(),
         last_boot_at: None,
     };
     match gw.store.insert_charger(&charger).await {

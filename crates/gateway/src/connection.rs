@@ -96,7 +96,9 @@ impl Ctx {
     /// The authorization answer for an id tag.
     pub async fn authorize(&self, id_tag: &str) -> Result<IdTagStatus, CallFailure> {
         let tag = self.gw.store.get_id_tag(id_tag).await.map_err(internal)?;
-        Ok(tag.map_or(IdTagStatus::Invalid, |t| t.effective_status(Utc::now())))
+        Ok(tag.map_or(IdTagStatus::Invalid, |t| {
+            t.effective_status(self.gw.live.now())
+        }))
     }
 
     pub async fn start_session(&self, new: &NewSession) -> Result<Session, CallFailure> {
@@ -233,7 +235,7 @@ pub(crate) async fn run(
         charger_id: charger_id.clone(),
         station_id: charger.station_id.clone(),
         protocol: protocol.as_str().to_owned(),
-        at: Utc::now(),
+        at: gw.live.now(),
     });
 
     let mut ctx = Ctx {
@@ -349,7 +351,7 @@ pub(crate) async fn run(
         gw.live.publish(Event::ChargerOffline {
             charger_id: charger_id.clone(),
             station_id: ctx.station_id.clone(),
-            at: Utc::now(),
+            at: gw.live.now(),
         });
     }
     tracing::info!(charger_id, reason, "charger disconnected");

@@ -1,6 +1,6 @@
 //! OCPP 1.6J: charger-initiated actions into the network model, and commands out of it.
 
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -37,8 +37,12 @@ pub(crate) fn wire<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-pub(crate) fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+/// The platform's time as OCPP writes it (the demo's simulated time in the demo).
+pub(crate) fn now_rfc3339(ctx: &Ctx) -> String {
+    ctx.gw
+        .live
+        .now()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn map_status(raw: &str) -> ConnectorStatus {
@@ -69,7 +73,7 @@ pub(crate) async fn handle(
 ) -> Result<Value, CallFailure> {
     match action {
         "BootNotification" => boot(ctx, parse(payload)?).await,
-        "Heartbeat" => Ok(json!({ "currentTime": now_rfc3339() })),
+        "Heartbeat" => Ok(json!({ "currentTime": now_rfc3339(ctx) })),
         "StatusNotification" => status(ctx, parse(payload)?).await,
         "Authorize" => {
             let req: v16::AuthorizeRequest = parse(payload)?;
@@ -107,7 +111,7 @@ async fn boot(ctx: &mut Ctx, req: v16::BootNotificationRequest) -> Result<Value,
     };
     ctx.gw
         .store
-        .record_boot(&ctx.charger_id, Protocol::Ocpp16, &info, Utc::now())
+        .record_boot(&ctx.charger_id, Protocol::Ocpp16, &info, ctx.gw.live.now())
         .await
         .map_err(internal)?;
     let registration = ctx.refresh_registration().await?;
@@ -118,7 +122,7 @@ async fn boot(ctx: &mut Ctx, req: v16::BootNotificationRequest) -> Result<Value,
         Registration::Rejected => "Rejected",
     };
     tracing::info!(charger_id = %ctx.charger_id, vendor = %req.charge_point_vendor, model = %req.charge_point_model, status, "boot notification");
-    Ok(json!({ "status": status, "currentTime": now_rfc3339(), "interval": interval }))
+    Ok(json!({ "status": status, "currentTime": now_rfc3339(ctx), "interval": interval }))
 }
 
 async fn status(ctx: &mut Ctx, req: v16::StatusNotificationRequest) -> Result<Value, CallFailure> {
@@ -131,7 +135,7 @@ async fn status(ctx: &mut Ctx, req: v16::StatusNotificationRequest) -> Result<Va
         tracing::info!(charger_id = %ctx.charger_id, status = %raw, error_code, "charger-level status");
         return Ok(json!({}));
     }
-    let at = req.timestamp.unwrap_or_else(Utc::now);
+    let at = req.timestamp.unwrap_or_else(|| ctx.gw.live.now());
     ctx.apply_status(
         connector,
         connector,

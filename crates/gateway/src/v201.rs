@@ -42,7 +42,7 @@ pub(crate) async fn handle(
 ) -> Result<Value, CallFailure> {
     match action {
         "BootNotification" => boot(ctx, parse(payload)?).await,
-        "Heartbeat" => Ok(json!({ "currentTime": now_rfc3339() })),
+        "Heartbeat" => Ok(json!({ "currentTime": now_rfc3339(ctx) })),
         "StatusNotification" => status(ctx, parse(payload)?).await,
         "Authorize" => {
             let req: v201::AuthorizeRequest = parse(payload)?;
@@ -90,7 +90,7 @@ async fn boot(ctx: &mut Ctx, req: v201::BootNotificationRequest) -> Result<Value
     };
     ctx.gw
         .store
-        .record_boot(&ctx.charger_id, Protocol::Ocpp201, &info, Utc::now())
+        .record_boot(&ctx.charger_id, Protocol::Ocpp201, &info, ctx.gw.live.now())
         .await
         .map_err(internal)?;
     let registration = ctx.refresh_registration().await?;
@@ -102,7 +102,7 @@ async fn boot(ctx: &mut Ctx, req: v201::BootNotificationRequest) -> Result<Value
     tracing::info!(charger_id = %ctx.charger_id, vendor = %station.vendor_name, model = %station.model, reason = %wire(&req.reason), status, "boot notification");
     Ok(json!({
         "status": status,
-        "currentTime": now_rfc3339(),
+        "currentTime": now_rfc3339(ctx),
         "interval": ctx.gw.config.heartbeat_interval.as_secs(),
     }))
 }
@@ -150,7 +150,7 @@ async fn refresh_evse(ctx: &mut Ctx, evse: u32, charging: bool) -> Result<(), Ca
                     status,
                     current.raw_status,
                     None,
-                    Utc::now(),
+                    ctx.gw.live.now(),
                 )
                 .await?;
             }
