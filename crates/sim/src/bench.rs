@@ -175,6 +175,7 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
             bind: None,
             call_timeout: Duration::from_secs(args.call_timeout_secs.max(1)),
             connect_timeout: Duration::from_secs(30),
+            ..ConnectOptions::default()
         },
         recorder: recorder.clone(),
         connect_limit: Semaphore::new(args.connect_concurrency),
@@ -246,7 +247,11 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
 
     // Measured phase.
     recorder.measuring.store(1, Ordering::Relaxed);
-    let cpu_start = (server_cpu(), cpu_ticks(&proc_path("self", "stat")));
+    let cpu_start = (
+        server_cpu(),
+        cpu_ticks(&proc_path("self", "stat")),
+        machine_busy_ticks(),
+    );
     let start = Instant::now() + Duration::from_millis(100);
     let end = start + Duration::from_secs(args.duration_secs);
     let _ = phase_tx.send(Phase::Measure { start, end });
@@ -285,7 +290,11 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_end = (server_cpu(), cpu_ticks(&proc_path("self", "stat")));
+    let cpu_end = (
+        server_cpu(),
+        cpu_ticks(&proc_path("self", "stat")),
+        machine_busy_ticks(),
+    );
     ticker.abort();
     progress.finish_and_clear();
     let rss_after = server_rss();
@@ -350,6 +359,8 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
         bench_memory_per_connection_kib: per_conn(bench_rss_before, bench_rss_connected),
         server_cores: cores(cpu_start.0, cpu_end.0),
         bench_cores: cores(cpu_start.1, cpu_end.1),
+        machine_cores: cores(cpu_start.2, cpu_end.2),
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
         first_errors: shared.errors.samples(),
         server_log: None,
     })
@@ -752,6 +763,10 @@ struct Report {
     /// Average CPU cores busy during the measured phase.
     server_cores: Option<f64>,
     bench_cores: Option<f64>,
+    /// Every process on the machine: more than server plus bench means the run shared the
+    /// CPUs with something else, and its numbers are pessimistic.
+    machine_cores: Option<f64>,
+    cpus: usize,
     first_errors: Vec<String>,
     /// Only when the bench started the server.
     server_log: Option<ServerLog>,
@@ -875,9 +890,11 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "cpu        server {} cores, bench {} cores (average over the measured phase)",
+            "cpu        server {} cores, bench {} cores, whole machine {} of {} cores (measured phase)",
             opt(self.server_cores.map(|v| format!("{v:.2}"))),
-            opt(self.bench_cores.map(|v| format!("{v:.2}")))
+            opt(self.bench_cores.map(|v| format!("{v:.2}"))),
+            opt(self.machine_cores.map(|v| format!("{v:.2}"))),
+            self.cpus
         );
         let _ = writeln!(s);
         let _ = writeln!(
@@ -1020,6 +1037,7 @@ impl SpawnedServer {
         let text = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
         let mut log = ServerLog::default();
         for line in text.lines() {
+            let line = strip_ansi(line);
             let is_error = line.contains(" ERROR ");
             if !(is_error || line.contains(" WARN ")) {
                 continue;
@@ -1065,6 +1083,25 @@ impl Drop for SpawnedServer {
     }
 }
 
+/// The server colours its log even into a file; the escapes are in the way of reading it.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `GET /healthz` over a plain TCP stream; true on a 200.
 async fn healthz(addr: SocketAddr) -> bool {
     let attempt = async {
@@ -1107,6 +1144,19 @@ fn cpu_ticks(stat: &Path) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Busy CPU time of the whole machine (all but idle and iowait), in clock ticks.
+fn machine_busy_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal; guest time is already in user.
+    let total: u64 = ticks.iter().take(8).sum();
+    Some(total - ticks.get(3)? - ticks.get(4)?)
 }
 
 /// The soft "Max open files" limit from a /proc/<pid>/limits file.
@@ -1155,6 +1205,12 @@ fn check_port_range(chargers: usize, sources: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strips_colour_from_log_lines() {
+        let line = "\u{1b}[2m2026-11-29T02:54:30Z\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m \u{1b}[2mgw\u{1b}[0m: refused";
+        assert_eq!(strip_ansi(line), "2026-11-29T02:54:30Z  WARN gw: refused");
+    }
 
     #[test]
     fn reads_proc_files() {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
@@ -27,9 +27,9 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use chargeops_core::Clock;
 use chargeops_ocpp::{ErrorCode, Frame, Version};
 
-const VERSION: Version = Version::V16;
 
 /// Why a charge point operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub enum ClientError {
     },
     #[error("websocket handshake failed: {0}")]
     Handshake(#[source] tungstenite::Error),
-    #[error("the server did not accept the ocpp1.6 subprotocol")]
+    #[error("the server did not accept the OCPP subprotocol offered")]
     Subprotocol,
     #[error("websocket error: {0}")]
     WebSocket(#[from] tungstenite::Error),
@@ -147,6 +147,10 @@ pub struct ConnectOptions {
     pub call_timeout: Duration,
     /// How long the TCP connect plus WebSocket handshake may take.
     pub connect_timeout: Duration,
+    /// The OCPP version to speak (the subprotocol offered).
+    pub version: Version,
+    /// The clock message timestamps come from (the demo's simulated time).
+    pub clock: Clock,
 }
 
 impl Default for ConnectOptions {
@@ -156,6 +160,8 @@ impl Default for ConnectOptions {
             bind: None,
             call_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            version: Version::V16,
+            clock: Clock::real(),
         }
     }
 }
@@ -307,6 +313,8 @@ pub struct ChargePoint<R = AcceptAll> {
     responder: R,
     sink: Option<Arc<dyn RttSink>>,
     stats: Stats,
+    version: Version,
+    clock: Clock,
 }
 
 impl<R> std::fmt::Debug for ChargePoint<R> {
@@ -327,12 +335,13 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(1024 * 1024))
 }
 
-fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl ChargePoint<AcceptAll> {
-    /// Opens the WebSocket to `endpoint` as charger `id`, offering subprotocol `ocpp1.6`.
+    /// Opens the WebSocket to `endpoint` as charger `id`, offering the subprotocol of
+    /// `options.version`.
     pub async fn connect(
         endpoint: &Endpoint,
         id: &str,
@@ -364,7 +373,7 @@ impl ChargePoint<AcceptAll> {
         let headers = request.headers_mut();
         headers.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("ocpp1.6"),
+            HeaderValue::from_static(options.version.subprotocol()),
         );
         if let Some(password) = &options.password {
             let token =
@@ -405,7 +414,7 @@ impl ChargePoint<AcceptAll> {
             .headers()
             .get(header::SEC_WEBSOCKET_PROTOCOL)
             .map(HeaderValue::as_bytes)
-            != Some(b"ocpp1.6".as_slice())
+            != Some(options.version.subprotocol().as_bytes())
         {
             return Err(ClientError::Subprotocol);
         }
@@ -417,6 +426,8 @@ impl ChargePoint<AcceptAll> {
             responder: AcceptAll,
             sink: None,
             stats: Stats::default(),
+            version: options.version,
+            clock: options.clock,
         })
     }
 }
@@ -432,6 +443,8 @@ impl<R: Responder> ChargePoint<R> {
             responder,
             sink: self.sink,
             stats: self.stats,
+            version: self.version,
+            clock: self.clock,
         }
     }
 
@@ -443,6 +456,15 @@ impl<R: Responder> ChargePoint<R> {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Now, as this charger's clock reads it, formatted for a message timestamp.
+    pub fn now(&self) -> String {
+        rfc3339(self.clock.now())
     }
 
     pub fn stats(&self) -> Stats {
@@ -568,14 +590,14 @@ impl<R: Responder> ChargePoint<R> {
                 return Ok(Incoming::Other);
             }
         };
-        match chargeops_ocpp::decode(text.as_str(), VERSION) {
+        match chargeops_ocpp::decode(text.as_str(), self.version) {
             Ok(Frame::Call(call)) => {
                 let answer = match self.responder.respond(&call.action, &call.payload) {
                     Ok(payload) => chargeops_ocpp::encode_result(&call.id, &payload),
                     Err((code, description)) => chargeops_ocpp::encode_error(
                         &call.id,
                         code,
-                        VERSION,
+                        self.version,
                         &description,
                         &json!({}),
                     ),
@@ -596,7 +618,7 @@ impl<R: Responder> ChargePoint<R> {
             Err(e) => {
                 tracing::debug!(charger_id = %self.id, error = %e, "undecodable frame from the server");
                 self.stats.stray_frames += 1;
-                if let Some(answer) = e.answer(VERSION) {
+                if let Some(answer) = e.answer(self.version) {
                     self.ws.send(Message::text(answer)).await?;
                 }
                 Ok(Incoming::Other)
@@ -648,7 +670,7 @@ impl<R: Responder> ChargePoint<R> {
             "connectorId": connector_id,
             "status": status,
             "errorCode": error_code,
-            "timestamp": now_rfc3339(),
+            "timestamp": self.now(),
         });
         self.call("StatusNotification", &payload).await.map(drop)
     }
@@ -670,7 +692,7 @@ impl<R: Responder> ChargePoint<R> {
             "connectorId": connector_id,
             "idTag": id_tag,
             "meterStart": meter_start_wh,
-            "timestamp": now_rfc3339(),
+            "timestamp": self.now(),
         });
         let answer = self.call("StartTransaction", &payload).await?;
         answer
@@ -693,7 +715,7 @@ impl<R: Responder> ChargePoint<R> {
         let mut payload = json!({
             "connectorId": connector_id,
             "meterValue": [{
-                "timestamp": now_rfc3339(),
+                "timestamp": self.now(),
                 "sampledValue": [
                     { "value": energy_wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic" },
                     { "value": power_w.to_string(), "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic" },
@@ -717,7 +739,7 @@ impl<R: Responder> ChargePoint<R> {
         let mut payload = json!({
             "transactionId": transaction_id,
             "meterStop": meter_stop_wh,
-            "timestamp": now_rfc3339(),
+            "timestamp": self.now(),
             "reason": reason,
         });
         if let Some(tag) = id_tag {
