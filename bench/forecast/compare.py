@@ -77,6 +77,9 @@ def main():
     ap.add_argument("--bin", default=default_bin(), help="command that runs `forecast` subcommands")
     ap.add_argument("--json", help="also write the results as JSON here")
     ap.add_argument("--models", default="AutoETS,MSTL,AutoTheta")
+    ap.add_argument("--n-jobs", type=int, default=1, help="statsforecast worker processes (timings are wall clock)")
+    ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    ap.add_argument("--reuse", help="take the statsforecast results from an earlier --json output instead of refitting")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,14 +117,20 @@ def main():
     wanted = [m for m in args.models.split(",") if m]
     sf_preds = {m: np.zeros((len(origins), len(sites), H)) for m in wanted}
     sf_time = {m: 0.0 for m in wanted}
-    for oi, o in enumerate(origins):
+    reused = None
+    if args.reuse:
+        with open(args.reuse) as f:
+            reused = json.load(f)
+        if reused["sites"] != len(sites) or reused["origins"] != len(origins):
+            sys.exit("--reuse: the earlier run evaluated other sites or origins")
+    for oi, o in enumerate(origins if reused is None else []):
         frames = []
         for si, y in enumerate(series):
             ds = start + pd.to_timedelta(np.arange(o - train, o), unit="h")
             frames.append(pd.DataFrame({"unique_id": si, "ds": ds, "y": y[o - train : o]}))
         df = pd.concat(frames, ignore_index=True)
         for m in wanted:
-            sf = StatsForecast(models=[models[m]()], freq="h", n_jobs=1, fallback_model=Naive())
+            sf = StatsForecast(models=[models[m]()], freq="h", n_jobs=args.n_jobs, fallback_model=Naive())
             t0 = time.perf_counter()
             fc = sf.forecast(df=df, h=H)
             sf_time[m] += time.perf_counter() - t0
@@ -135,7 +144,11 @@ def main():
     for name, p in base.items():
         results[name] = score(p, actual_flat)
     for m in wanted:
-        results[m] = score(sf_preds[m].reshape(-1, H), actual_flat)
+        if reused is None:
+            results[m] = score(sf_preds[m].reshape(-1, H), actual_flat)
+        else:
+            results[m] = (np.array(reused["methods"][m]["mae"]), np.array(reused["methods"][m]["rmse"]))
+            sf_time[m] = reused["seconds_per_origin"][m] * len(origins)
     ours_mae = np.array([h["model"]["mae"] for h in ours["horizons"]])
     ours_rmse = np.array([h["model"]["rmse"] for h in ours["horizons"]])
     results = {"chargeops": (ours_mae, ours_rmse), **results}
@@ -146,6 +159,19 @@ def main():
             print(f"warning: {name} differs between Rust and Python: {rust[:3]} vs {results[name][0][:3]}", file=sys.stderr)
 
     names = list(results)
+    if args.markdown:
+        print(f"{len(sites)} sites, {len(origins)} origins, horizons 1-{H}; statsforecast fitted on {train} h before each origin.")
+        for metric, k in (("MAE", 0), ("RMSE", 1)):
+            print()
+            print(f"| {metric} | " + " | ".join(names) + " |")
+            print("|---" * (len(names) + 1) + "|")
+            rows = [(f"h={h}", lambda v, h=h: v[h - 1]) for h in SHOW] + [("**mean 1-24**", lambda v: v.mean())]
+            for label, pick in rows:
+                vals = [pick(results[n][k]) for n in names]
+                best = min(vals)
+                cells = [f"**{v:.4f}**" if v == best else f"{v:.4f}" for v in vals]
+                print(f"| {label} | " + " | ".join(cells) + " |")
+        print()
     print(f"sessions: {args.sessions}")
     print(f"machine: {machine()}")
     print(f"sites {len(sites)}, origins {len(origins)}, horizons 1-{H}, statsforecast fitted on {train} h before each origin")
@@ -177,6 +203,7 @@ def main():
                 "methods": {n: {"mae": results[n][0].tolist(), "rmse": results[n][1].tolist()} for n in names},
                 "seconds_per_origin": {"chargeops": ours_t, **{m: sf_time[m] / len(origins) for m in wanted}},
                 "p90_coverage": ours.get("p90_coverage"),
+                "n_jobs": args.n_jobs,
             }, f, indent=1)
 
 

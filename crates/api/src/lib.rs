@@ -49,19 +49,31 @@ impl AppState {
 /// Every HTTP route; the gateway's `/ocpp/{id}` router is merged beside it by the binary.
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/stations", get(routes::list_stations).post(routes::create_station))
+        .route(
+            "/stations",
+            get(routes::list_stations).post(routes::create_station),
+        )
         .route("/stations/{id}", get(routes::get_station))
-        .route("/chargers", get(routes::list_chargers).post(routes::create_charger))
+        .route(
+            "/chargers",
+            get(routes::list_chargers).post(routes::create_charger),
+        )
         .route("/chargers/{id}", get(routes::get_charger))
         .route("/chargers/{id}/accept", post(routes::accept_charger))
         .route("/chargers/{id}/reject", post(routes::reject_charger))
         .route("/chargers/{id}/commands/{command}", post(routes::command))
         .route("/sessions", get(routes::list_sessions))
         .route("/sessions/{id}", get(routes::get_session))
-        .route("/id-tags", get(routes::list_id_tags).post(routes::upsert_id_tag))
+        .route(
+            "/id-tags",
+            get(routes::list_id_tags).post(routes::upsert_id_tag),
+        )
         .route("/id-tags/{tag}", delete(routes::delete_id_tag))
         .route("/events", get(routes::events))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .route("/openapi.json", get(routes::openapi));
     Router::new()
         .nest("/api/v1", api)
@@ -87,6 +99,11 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/id-tags/{tag}",
     "/api/v1/events",
     "/api/v1/openapi.json",
+    // Served by `web`: what the operations map and the driver page need.
+    "/api/v1/map/config",
+    "/api/v1/network/summary",
+    "/api/v1/stations/{id}/history",
+    "/api/v1/public/stations",
     "/healthz",
     "/metrics",
 ];
@@ -98,11 +115,18 @@ mod tests {
     #[test]
     fn openapi_lists_every_path() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+            Some(true)
+        );
         let paths = doc["paths"].as_object().expect("paths object");
         for p in API_PATHS {
             assert!(paths.contains_key(*p), "openapi.json lacks {p}");
         }
-        assert_eq!(paths.len(), API_PATHS.len(), "openapi.json documents a path the router lacks");
+        assert_eq!(
+            paths.len(),
+            API_PATHS.len(),
+            "openapi.json documents a path the router lacks"
+        );
     }
 }

@@ -120,15 +120,19 @@ pub(crate) struct StationView {
     station: Station,
     chargers: u64,
     connectors: StatusCounts,
+    /// Cars waiting for a charger, as last observed.
+    waiting: u64,
 }
 
 fn station_view(state: &AppState, station: Station) -> StationView {
     let connectors = state.live.station_counts(&station.id).unwrap_or_default();
     let chargers = state.live.station_chargers(&station.id);
+    let waiting = state.live.station_waiting(&station.id);
     StationView {
         station,
         chargers,
         connectors,
+        waiting,
     }
 }
 
@@ -562,23 +566,18 @@ pub(crate) async fn events(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.live.subscribe();
     let stream = stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    let data = serde_json::to_string(&event).unwrap_or_default();
-                    let sse = SseEvent::default().event(event.kind()).data(data);
-                    return Some((Ok(sse), rx));
-                }
-                // A slow reader missed events: tell it, so it can re-read the full state.
-                Err(RecvError::Lagged(n)) => {
-                    let sse = SseEvent::default()
-                        .event("lagged")
-                        .data(json!({ "missed": n }).to_string());
-                    return Some((Ok(sse), rx));
-                }
-                Err(RecvError::Closed) => return None,
+        let sse = match rx.recv().await {
+            Ok(event) => {
+                let data = serde_json::to_string(&event).unwrap_or_default();
+                SseEvent::default().event(event.kind()).data(data)
             }
-        }
+            // A slow reader missed events: tell it, so it can re-read the full state.
+            Err(RecvError::Lagged(n)) => SseEvent::default()
+                .event("lagged")
+                .data(json!({ "missed": n }).to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(sse), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

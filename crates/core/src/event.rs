@@ -38,6 +38,12 @@ pub enum Event {
         id_tag: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The number of cars waiting for a charger at a station changed.
+    QueueChanged {
+        station_id: String,
+        waiting: u64,
+        at: DateTime<Utc>,
+    },
     SessionStopped {
         session_id: i64,
         charger_id: String,
@@ -59,6 +65,7 @@ impl Event {
             Event::StatusChanged { .. } => "status_changed",
             Event::SessionStarted { .. } => "session_started",
             Event::SessionStopped { .. } => "session_stopped",
+            Event::QueueChanged { .. } => "queue_changed",
         }
     }
 }

@@ -25,6 +25,8 @@ const SHARDS: usize = 64;
 pub struct StationCounters {
     counts: [AtomicI64; 7],
     chargers: AtomicI64,
+    /// Cars seen waiting for a charger (a queue sensor at the entrance, or staff counting).
+    waiting: AtomicI64,
 }
 
 impl StationCounters {
@@ -34,6 +36,10 @@ impl StationCounters {
 
     pub fn chargers(&self) -> u64 {
         self.chargers.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn waiting(&self) -> u64 {
+        self.waiting.load(Ordering::Relaxed).max(0) as u64
     }
 
     pub fn snapshot(&self) -> StatusCounts {
@@ -308,6 +314,29 @@ impl Live {
 
     pub fn station_counts(&self, station_id: &str) -> Option<StatusCounts> {
         read(&self.stations).get(station_id).map(|c| c.snapshot())
+    }
+
+    /// Records how many cars wait at a station; returns false for an unknown station.
+    pub fn set_waiting(&self, station_id: &str, waiting: u64) -> bool {
+        let Some(c) = read(&self.stations).get(station_id).cloned() else {
+            return false;
+        };
+        let previous = c.waiting.swap(waiting as i64, Ordering::Relaxed);
+        if previous != waiting as i64 {
+            self.publish(Event::QueueChanged {
+                station_id: station_id.to_owned(),
+                waiting,
+                at: self.now(),
+            });
+        }
+        true
+    }
+
+    /// Cars waiting at a station, as last observed.
+    pub fn station_waiting(&self, station_id: &str) -> u64 {
+        read(&self.stations)
+            .get(station_id)
+            .map_or(0, |c| c.waiting())
     }
 
     /// Number of chargers homed at a station.

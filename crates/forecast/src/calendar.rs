@@ -46,8 +46,11 @@ impl Calendar {
 
     /// Scottish bank holidays 2016-2027 (the reference data's region), UK time.
     pub fn scotland() -> Self {
-        Self::parse(include_str!("../data/holidays/scotland.txt"), Zone::UkLondon)
-            .expect("bundled calendar parses")
+        Self::parse(
+            include_str!("../data/holidays/scotland.txt"),
+            Zone::UkLondon,
+        )
+        .expect("bundled calendar parses")
     }
 
     /// Chinese public holidays and make-up working days as published by the State Council
@@ -89,7 +92,11 @@ impl Calendar {
             let kind = match kind {
                 "holiday" => DayKind::Holiday,
                 "workday" => DayKind::MakeUpWorkday,
-                other => return Err(err(format!("unknown kind {other:?}, expected holiday or workday"))),
+                other => {
+                    return Err(err(format!(
+                        "unknown kind {other:?}, expected holiday or workday"
+                    )));
+                }
             };
             days.insert(date, (kind, name));
         }
@@ -152,6 +159,10 @@ mod tests {
     fn bad_lines_are_errors() {
         assert!(Calendar::parse("2024-13-01 holiday X", Zone::UkLondon).is_err());
         assert!(Calendar::parse("2024-01-01 party X", Zone::UkLondon).is_err());
-        assert!(Calendar::parse("# only a comment\n\n", Zone::UkLondon).expect("ok").is_empty());
+        assert!(
+            Calendar::parse("# only a comment\n\n", Zone::UkLondon)
+                .expect("ok")
+                .is_empty()
+        );
     }
 }

@@ -3,12 +3,12 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use crate::ForecastError;
 use crate::calendar::Calendar;
 use crate::eval::{EvalOptions, evaluate};
 use crate::import::{ExportFormat, import};
 use crate::session::read_canonical;
 use crate::tz::Zone;
-use crate::ForecastError;
 
 /// `chargeops forecast ...`
 #[derive(Debug, clap::Subcommand)]
@@ -67,7 +67,8 @@ fn read(path: &Path) -> Result<String, ForecastError> {
         source,
     })?;
     // The exports are UTF-8; a stray byte should not stop an import.
-    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 fn calendar_for(spec: Option<&str>, zone: Zone) -> Result<Calendar, ForecastError> {
@@ -104,7 +105,11 @@ pub fn run(cmd: ForecastCmd) -> Result<(), ForecastError> {
                 source,
             })?;
             eprint!("{}", report.summary());
-            eprintln!("wrote {} sessions to {}", sessions.len(), args.out.display());
+            eprintln!(
+                "wrote {} sessions to {}",
+                sessions.len(),
+                args.out.display()
+            );
             Ok(())
         }
         ForecastCmd::Eval(args) => {
@@ -131,7 +136,9 @@ pub fn run(cmd: ForecastCmd) -> Result<(), ForecastError> {
             }
             let out = match args.format {
                 OutputFormat::Table => result.to_table(),
-                OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&result.to_json())?),
+                OutputFormat::Json => {
+                    format!("{}\n", serde_json::to_string_pretty(&result.to_json())?)
+                }
             };
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`| head`) is not an error worth reporting.

@@ -97,7 +97,11 @@ pub fn quote(field: &str) -> String {
 
 /// Joins fields into one CSV line (without the line end).
 pub fn line(fields: &[&str]) -> String {
-    fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(",")
+    fields
+        .iter()
+        .map(|f| quote(f))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -117,10 +121,7 @@ mod tests {
         let got = fields("a,\"b, c\",\"say \"\"hi\"\"\"\r\n1,\"two\nlines\",\n");
         assert_eq!(
             got,
-            vec![
-                vec!["a", "b, c", "say \"hi\""],
-                vec!["1", "two\nlines", ""]
-            ]
+            vec![vec!["a", "b, c", "say \"hi\""], vec!["1", "two\nlines", ""]]
         );
     }
 

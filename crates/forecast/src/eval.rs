@@ -18,11 +18,11 @@ use chrono::{DateTime, Duration as Days, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::ForecastError;
 use crate::calendar::Calendar;
 use crate::history::{SiteHistory, by_site, hour_instant, minute_of};
 use crate::model::{ModelConfig, forecast_with};
 use crate::session::Session;
-use crate::ForecastError;
 
 /// The methods compared, in output order. `model` is ours.
 pub const METHODS: [&str; 7] = [
@@ -193,8 +193,14 @@ impl EvalReport {
             self.excluded_short_history.len(),
             self.sites_all_zero,
             self.origins.len(),
-            self.origins.first().map(|o| o.to_rfc3339()).unwrap_or_default(),
-            self.origins.last().map(|o| o.to_rfc3339()).unwrap_or_default(),
+            self.origins
+                .first()
+                .map(|o| o.to_rfc3339())
+                .unwrap_or_default(),
+            self.origins
+                .last()
+                .map(|o| o.to_rfc3339())
+                .unwrap_or_default(),
             100.0 * self.zero_share,
         );
         let means = self.mean();
@@ -237,7 +243,10 @@ impl EvalReport {
 }
 
 /// Runs the protocol on a session log.
-pub fn evaluate(sessions: &[Session], opts: &EvalOptions) -> Result<(EvalReport, EvalDump), ForecastError> {
+pub fn evaluate(
+    sessions: &[Session],
+    opts: &EvalOptions,
+) -> Result<(EvalReport, EvalDump), ForecastError> {
     let zone = opts.calendar.zone();
     let last_start = sessions
         .iter()
@@ -252,10 +261,11 @@ pub fn evaluate(sessions: &[Session], opts: &EvalOptions) -> Result<(EvalReport,
     let first_origin = origins[0];
     let first_origin_min = minute_of(&first_origin);
     let sites = by_site(sessions);
-    let (included, excluded): (Vec<&SiteHistory>, Vec<&SiteHistory>) = sites.iter().partition(|s| {
-        s.first_start()
-            .is_some_and(|f| first_origin_min - f >= opts.min_history_days * 24 * 60)
-    });
+    let (included, excluded): (Vec<&SiteHistory>, Vec<&SiteHistory>) =
+        sites.iter().partition(|s| {
+            s.first_start()
+                .is_some_and(|f| first_origin_min - f >= opts.min_history_days * 24 * 60)
+        });
     if included.is_empty() {
         return Err(ForecastError::NotEnoughHistory(format!(
             "no site has {} days of history before the first origin {} ({} sites excluded)",
@@ -265,7 +275,10 @@ pub fn evaluate(sessions: &[Session], opts: &EvalOptions) -> Result<(EvalReport,
         )));
     }
     let h_max = opts.horizon;
-    let origin_hours: Vec<i64> = origins.iter().map(|o| minute_of(o).div_euclid(60)).collect();
+    let origin_hours: Vec<i64> = origins
+        .iter()
+        .map(|o| minute_of(o).div_euclid(60))
+        .collect();
     let train_hours = 8 * 7 * 24;
     let back = (train_hours as i64).max(24 * 28 + 24 * 4 * 7) + 24;
     let start_hour = origin_hours[0] - back;
@@ -330,13 +343,19 @@ pub fn evaluate(sessions: &[Session], opts: &EvalOptions) -> Result<(EvalReport,
         dump_sites.push(DumpSite {
             site: site.site.clone(),
             connectors: site.connectors,
-            occupancy: series[dump_from..].iter().map(|v| (v * 1e6).round() / 1e6).collect(),
+            occupancy: series[dump_from..]
+                .iter()
+                .map(|v| (v * 1e6).round() / 1e6)
+                .collect(),
         });
     }
     bar.finish_and_clear();
     let dump_start = origin_hours[0] - train_hours as i64;
     let report = EvalReport {
-        scores: acc.iter().map(|row| row.iter().map(Acc::score).collect()).collect(),
+        scores: acc
+            .iter()
+            .map(|row| row.iter().map(Acc::score).collect())
+            .collect(),
         coverage: covered
             .iter()
             .zip(&counted)
@@ -348,11 +367,18 @@ pub fn evaluate(sessions: &[Session], opts: &EvalOptions) -> Result<(EvalReport,
         sites_all_zero: all_zero,
         origins: origins.clone(),
         fit_time,
-        zero_share: if targets == 0 { 0.0 } else { zeros as f64 / targets as f64 },
+        zero_share: if targets == 0 {
+            0.0
+        } else {
+            zeros as f64 / targets as f64
+        },
     };
     let dump = EvalDump {
         start: hour_instant(dump_start),
-        origins: origin_hours.iter().map(|&o| (o - dump_start) as usize).collect(),
+        origins: origin_hours
+            .iter()
+            .map(|&o| (o - dump_start) as usize)
+            .collect(),
         horizon: h_max,
         train_hours,
         sites: dump_sites,

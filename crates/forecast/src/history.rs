@@ -93,7 +93,10 @@ impl SiteHistory {
             let end = s.end.min(cut).min(hi_m);
             let start = s.start.max(lo_m);
             if end > start {
-                per_connector.entry(s.connector).or_default().push((start, end));
+                per_connector
+                    .entry(s.connector)
+                    .or_default()
+                    .push((start, end));
             }
         }
         for spans in per_connector.values_mut() {
@@ -150,13 +153,14 @@ impl SiteHistory {
             .collect()
     }
 
-    /// Durations (minutes) of sessions that started in `[from, cut)` and ended by `cut`.
-    pub fn completed_durations(&self, from: i64, cut: i64) -> Vec<i64> {
+    /// `(start, duration)` in minutes of sessions that started in `[from, cut)` and ended by
+    /// `cut`.
+    pub fn completed(&self, from: i64, cut: i64) -> Vec<(i64, i64)> {
         let (a, b) = (self.lower(from), self.lower(cut));
         self.spans[a..b]
             .iter()
             .filter(|s| s.end <= cut)
-            .map(|s| s.end - s.start)
+            .map(|s| (s.start, s.end - s.start))
             .collect()
     }
 }
@@ -176,7 +180,9 @@ fn add_minutes(busy: &mut [f64], from_hour: i64, (a, b): (i64, i64)) {
 /// Groups sessions by site, numbering each site's `(charger, connector)` pairs. The connector
 /// count of a site is the number of distinct pairs seen for it.
 pub fn by_site(sessions: &[Session]) -> Vec<SiteHistory> {
-    let mut sites: BTreeMap<&str, (BTreeMap<(&str, &str), u32>, Vec<Span>)> = BTreeMap::new();
+    /// A site's connector numbering and its spans.
+    type SiteAcc<'a> = (BTreeMap<(&'a str, &'a str), u32>, Vec<Span>);
+    let mut sites: BTreeMap<&str, SiteAcc<'_>> = BTreeMap::new();
     for s in sessions {
         let (connectors, spans) = sites.entry(&s.site).or_default();
         let next = connectors.len() as u32;
@@ -198,25 +204,36 @@ mod tests {
     use super::*;
 
     fn span(connector: u32, start: i64, end: i64) -> Span {
-        Span { connector, start, end }
+        Span {
+            connector,
+            start,
+            end,
+        }
     }
 
     #[test]
     fn occupancy_splits_minutes_over_hours_and_merges_overlaps() {
         // Two connectors; connector 0 busy 00:30-01:30, and an overlapping duplicate 01:00-01:15;
         // connector 1 busy 00:00-02:00.
-        let h = SiteHistory::new("s", 2, vec![span(0, 30, 90), span(0, 60, 75), span(1, 0, 120)]);
+        let h = SiteHistory::new(
+            "s",
+            2,
+            vec![span(0, 30, 90), span(0, 60, 75), span(1, 0, 120)],
+        );
         assert_eq!(h.occupancy(0, 3, i64::MAX), vec![0.75, 0.75, 0.0]);
         // Cut at 01:00: the sessions are known only up to the cut, the later one not at all.
         assert_eq!(h.occupancy(0, 3, 60), vec![0.75, 0.0, 0.0]);
         assert_eq!(h.arrivals(0, 3, i64::MAX), vec![2.0, 1.0, 0.0]);
         assert_eq!(h.arrivals(0, 3, 60), vec![2.0, 0.0, 0.0]);
-        assert_eq!(h.running_at(60), vec![30, 60]);
+        assert_eq!(h.running_at(60), vec![60, 30]);
     }
 
     #[test]
     fn fresh_occupancy_counts_only_sessions_started_in_the_window() {
         let h = SiteHistory::new("s", 1, vec![span(0, 0, 120), span(0, 150, 170)]);
-        assert_eq!(h.occupancy_from(1, 3, (60, i64::MAX), i64::MAX), vec![0.0, 20.0 / 60.0]);
+        assert_eq!(
+            h.occupancy_from(1, 3, (60, i64::MAX), i64::MAX),
+            vec![0.0, 20.0 / 60.0]
+        );
     }
 }

@@ -84,7 +84,11 @@ struct Columns {
 }
 
 fn columns(header: &[String], path: &str) -> Result<Columns, ForecastError> {
-    let find = |name: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let need = |name: &str| {
         find(name).ok_or_else(|| ForecastError::BadFile {
             path: path.into(),
@@ -152,14 +156,27 @@ fn read_export(
         });
     };
     let c = columns(&header.fields, path)?;
-    let max_col = [c.charger, c.connector, c.start_date, c.start_time, c.end_date, c.end_time, c.site]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+    let max_col = [
+        c.charger,
+        c.connector,
+        c.start_date,
+        c.start_time,
+        c.end_date,
+        c.end_time,
+        c.site,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     let iso_starts: Vec<(&str, &str)> = rows
         .iter()
         .filter(|r| r.fields.len() > max_col)
-        .map(|r| (r.fields[c.start_date].as_str(), r.fields[c.start_time].as_str()))
+        .map(|r| {
+            (
+                r.fields[c.start_date].as_str(),
+                r.fields[c.start_time].as_str(),
+            )
+        })
         .filter(|(d, _)| d.contains('-'))
         .collect();
     let (reading, disorder, other) = choose_reading(&iso_starts);
@@ -204,7 +221,10 @@ fn read_export(
         let local = |d: usize, t: usize| {
             Some(parse_export_date(f(d), reading)?.and_time(parse_export_time(f(t))?))
         };
-        let (Some(start), Some(end)) = (local(c.start_date, c.start_time), local(c.end_date, c.end_time)) else {
+        let (Some(start), Some(end)) = (
+            local(c.start_date, c.start_time),
+            local(c.end_date, c.end_time),
+        ) else {
             report.drop_row(DropReason::BadDateFormat, at);
             continue;
         };
@@ -308,23 +328,42 @@ pub fn import(
         }
     }
     sessions.sort_by(|a, b| {
-        (a.start, &a.site, &a.charger, &a.connector, a.end)
-            .cmp(&(b.start, &b.site, &b.charger, &b.connector, b.end))
+        (a.start, &a.site, &a.charger, &a.connector, a.end).cmp(&(
+            b.start,
+            &b.site,
+            &b.charger,
+            &b.connector,
+            b.end,
+        ))
     });
     let mut seen = HashSet::new();
     let mut kept = Vec::with_capacity(sessions.len());
     for s in sessions {
-        let key = (s.site.clone(), s.charger.clone(), s.connector.clone(), s.start, s.end);
+        let key = (
+            s.site.clone(),
+            s.charger.clone(),
+            s.connector.clone(),
+            s.start,
+            s.end,
+        );
         if seen.insert(key) {
             kept.push(s);
         } else {
             report.drop_row(DropReason::Duplicate, || {
-                format!("{} {} {} {}", s.site, s.charger, s.connector, s.start.to_rfc3339())
+                format!(
+                    "{} {} {} {}",
+                    s.site,
+                    s.charger,
+                    s.connector,
+                    s.start.to_rfc3339()
+                )
             });
         }
     }
     report.sessions = kept.len();
-    report.notes.retain(|n| !n.contains("overlap") && !n.contains("longer than"));
+    report
+        .notes
+        .retain(|n| !n.contains("overlap") && !n.contains("longer than"));
     report.note_session_oddities(&kept);
     Ok((kept, report))
 }
@@ -337,9 +376,18 @@ mod tests {
     fn the_year_day_month_trap() {
         let trap = IsoReading::YearDayMonthWhenDayAtMost12;
         let d = |s| parse_export_date(s, trap);
-        assert_eq!(d("2017-01-12T00:00:00"), NaiveDate::from_ymd_opt(2017, 12, 1));
-        assert_eq!(d("2017-11-09T00:00:00"), NaiveDate::from_ymd_opt(2017, 9, 11));
-        assert_eq!(d("2017-09-30T00:00:00"), NaiveDate::from_ymd_opt(2017, 9, 30));
+        assert_eq!(
+            d("2017-01-12T00:00:00"),
+            NaiveDate::from_ymd_opt(2017, 12, 1)
+        );
+        assert_eq!(
+            d("2017-11-09T00:00:00"),
+            NaiveDate::from_ymd_opt(2017, 9, 11)
+        );
+        assert_eq!(
+            d("2017-09-30T00:00:00"),
+            NaiveDate::from_ymd_opt(2017, 9, 30)
+        );
         assert_eq!(
             parse_export_date("2017-01-12T00:00:00", IsoReading::Standard),
             NaiveDate::from_ymd_opt(2017, 1, 12)
@@ -353,7 +401,10 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(parse_export_time("9:05"), NaiveTime::from_hms_opt(9, 5, 0));
-        assert_eq!(parse_export_time("23:59:30"), NaiveTime::from_hms_opt(23, 59, 30));
+        assert_eq!(
+            parse_export_time("23:59:30"),
+            NaiveTime::from_hms_opt(23, 59, 30)
+        );
         assert_eq!(parse_export_time("25:00"), None);
     }
 }

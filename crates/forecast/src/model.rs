@@ -20,10 +20,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::ForecastError;
 use crate::calendar::{Calendar, DayClass, HOLIDAY_CLASS, SUNDAY_CLASS};
 use crate::history::{SiteHistory, hour_instant, minute_of};
 use crate::queue::{self, QueueEstimate};
-use crate::ForecastError;
 
 /// The longest horizon accepted (a leap year of hours). Beyond the first day the forecast is the
 /// analog-day estimate alone, which is as good as it gets for a chosen future day.
@@ -59,7 +59,7 @@ impl Default for ModelConfig {
             lookback_days: 28,
             class_analogs: 4,
             recent_analogs: 7,
-            ridge: 0.05,
+            ridge: 0.2,
             prior: [1.0, 0.5, 0.5],
             spread_floor: 0.01,
             arrivals_spread_floor: 0.1,
@@ -95,9 +95,10 @@ pub struct HourForecast {
 /// What the fit found, for diagnostics and the plan pages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FitSummary {
-    /// Fitted weights (continuation, same class, recent days) for occupancy.
-    pub occupancy_weights: [f64; 3],
-    pub arrivals_weights: [f64; 3],
+    /// Fitted weights (continuation, same class, recent days) for occupancy, one set per
+    /// horizon group ([`HORIZON_GROUPS`]).
+    pub occupancy_weights: Vec<[f64; 3]>,
+    pub arrivals_weights: Vec<[f64; 3]>,
     /// Training rows used (0 when the history was too short and the prior was used).
     pub rows: usize,
     /// Mean session duration in hours over the survival window.
@@ -126,7 +127,13 @@ pub fn forecast(
     horizon_hours: usize,
     calendar: &Calendar,
 ) -> Result<SiteForecast, ForecastError> {
-    forecast_with(history, origin, horizon_hours, calendar, &ModelConfig::default())
+    forecast_with(
+        history,
+        origin,
+        horizon_hours,
+        calendar,
+        &ModelConfig::default(),
+    )
 }
 
 /// [`forecast`] with an explicit configuration.
@@ -145,13 +152,22 @@ pub fn forecast_with(
     }
     let origin_hour = minute_of(&origin).div_euclid(60);
     let prep = Prepared::new(history, origin_hour, horizon_hours, calendar, cfg);
-    let (occ_w, occ_q, rows) = prep.fit(Target::Occupancy, cfg);
-    let (arr_w, arr_q, _) = prep.fit(Target::Arrivals, cfg);
+    let occ_fit: Vec<_> = HORIZON_GROUPS
+        .iter()
+        .map(|&g| prep.fit(Target::Occupancy, g, cfg))
+        .collect();
+    let arr_fit: Vec<_> = HORIZON_GROUPS
+        .iter()
+        .map(|&g| prep.fit(Target::Arrivals, g, cfg))
+        .collect();
+    let rows = occ_fit.iter().map(|f| f.2).sum();
     let c = f64::from(history.connectors);
     let service = prep.survival.mean_hours();
     let mut hours = Vec::with_capacity(horizon_hours);
     for h in 1..=horizon_hours {
         let x = prep.features(Target::Occupancy, 0, h);
+        let (occ_w, occ_q, _) = occ_fit[group_of(h)];
+        let (arr_w, arr_q, _) = arr_fit[group_of(h)];
         let occ = predict(&occ_w, &x).clamp(0.0, 1.0);
         let occ90 = upper(occ, occ_q, cfg.spread_floor).min(1.0);
         let xa = prep.features(Target::Arrivals, 0, h);
@@ -159,12 +175,18 @@ pub fn forecast_with(
         let arr90 = upper(arr, arr_q, cfg.arrivals_spread_floor);
         hours.push(HourForecast {
             at: hour_instant(origin_hour + h as i64 - 1),
-            occupancy: Quantiles { p50: occ, p90: occ90 },
+            occupancy: Quantiles {
+                p50: occ,
+                p90: occ90,
+            },
             busy_connectors: Quantiles {
                 p50: occ * c,
                 p90: occ90 * c,
             },
-            arrivals: Quantiles { p50: arr, p90: arr90 },
+            arrivals: Quantiles {
+                p50: arr,
+                p90: arr90,
+            },
             queue: queue::estimate(history.connectors, occ * c, service),
             queue_p90: queue::estimate(history.connectors, occ90 * c, service),
         });
@@ -175,13 +197,24 @@ pub fn forecast_with(
         origin: hour_instant(origin_hour),
         hours,
         fit: FitSummary {
-            occupancy_weights: occ_w,
-            arrivals_weights: arr_w,
+            occupancy_weights: occ_fit.iter().map(|f| f.0).collect(),
+            arrivals_weights: arr_fit.iter().map(|f| f.0).collect(),
             rows,
             mean_service_hours: service,
             running_at_origin: prep.running_at_origin,
         },
     })
+}
+
+/// Horizons sharing one set of weights and one residual quantile (inclusive ranges); horizons
+/// past the last group use the last group's.
+pub const HORIZON_GROUPS: [(usize, usize); 4] = [(1, 3), (4, 8), (9, 16), (17, 24)];
+
+fn group_of(h: usize) -> usize {
+    HORIZON_GROUPS
+        .iter()
+        .position(|&(a, b)| (a..=b).contains(&h))
+        .unwrap_or(HORIZON_GROUPS.len() - 1)
 }
 
 fn predict(w: &[f64; 3], x: &[f64; 3]) -> f64 {
@@ -217,7 +250,9 @@ struct Prepared {
     continuation_far: Vec<f64>,
     /// Day class of each hour from `base` to the end of the horizon.
     class: Vec<DayClass>,
-    survival: Survival,
+    /// Whether each of those hours is on a calendar day (holiday or make-up working day).
+    special: Vec<bool>,
+    survival: Durations,
     running_at_origin: usize,
     train_days: usize,
     class_analogs: usize,
@@ -246,7 +281,13 @@ impl Prepared {
             fresh_occ.push(to_day(&o));
             fresh_arr.push(to_day(&a));
         }
-        let survival = Survival::new(history.completed_durations(base * 60, cut));
+        let local_offset = i64::from(
+            calendar
+                .zone()
+                .offset_at(hour_instant(origin))
+                .local_minus_utc(),
+        ) / 60;
+        let survival = Durations::new(history.completed(base * 60, cut), local_offset);
         let c = f64::from(history.connectors.max(1));
         let mut continuation = Vec::with_capacity(cfg.train_days + 1);
         let mut running_at_origin = 0;
@@ -260,7 +301,9 @@ impl Prepared {
             for (h, v) in day.iter_mut().enumerate() {
                 let s: f64 = running
                     .iter()
-                    .map(|&e| survival.busy_minutes(e as f64, 60.0 * h as f64, 60.0 * (h + 1) as f64))
+                    .map(|&e| {
+                        survival.busy_minutes(b - e, e, 60.0 * h as f64, 60.0 * (h + 1) as f64)
+                    })
                     .sum();
                 *v = (s / (60.0 * c)).min(1.0);
             }
@@ -271,15 +314,19 @@ impl Prepared {
             .map(|h| {
                 let s: f64 = running
                     .iter()
-                    .map(|&e| survival.busy_minutes(e as f64, 60.0 * h as f64, 60.0 * (h + 1) as f64))
+                    .map(|&e| {
+                        survival.busy_minutes(cut - e, e, 60.0 * h as f64, 60.0 * (h + 1) as f64)
+                    })
                     .sum();
                 (s / (60.0 * c)).min(1.0)
             })
             .collect();
         let zone = calendar.zone();
-        let class = (base..origin + horizon as i64)
-            .map(|hr| calendar.class(zone.to_local(hour_instant(hr)).date()))
+        let dates: Vec<_> = (base..origin + horizon as i64)
+            .map(|hr| zone.to_local(hour_instant(hr)).date())
             .collect();
+        let class = dates.iter().map(|&d| calendar.class(d)).collect();
+        let special = dates.iter().map(|&d| calendar.kind(d).is_some()).collect();
         Self {
             origin,
             base,
@@ -290,12 +337,20 @@ impl Prepared {
             continuation,
             continuation_far,
             class,
+            special,
             survival,
             running_at_origin,
             train_days: cfg.train_days,
             class_analogs: cfg.class_analogs,
             recent_analogs: cfg.recent_analogs,
         }
+    }
+
+    fn exceptional(&self, hour: i64) -> bool {
+        self.special
+            .get((hour - self.base) as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     fn class_of(&self, hour: i64) -> DayClass {
@@ -328,8 +383,15 @@ impl Prepared {
         }
     }
 
-    /// Mean of up to `n` most recent analogs whose class matches (any class when `None`).
-    fn analog_mean(&self, target: Target, k: usize, h: usize, class: Option<DayClass>, n: usize) -> Option<f64> {
+    /// Mean of up to `n` most recent analogs whose day matches.
+    fn analog_mean(
+        &self,
+        target: Target,
+        k: usize,
+        h: usize,
+        matches: Match,
+        n: usize,
+    ) -> Option<f64> {
         let target_hour = self.origin - 24 * k as i64 + h as i64 - 1;
         let first = h.div_ceil(24).max(1);
         let mut sum = 0.0;
@@ -340,7 +402,13 @@ impl Prepared {
             if hour < self.base {
                 break;
             }
-            if class.is_none_or(|c| self.class_of(hour) == c) {
+            let class = self.class_of(hour);
+            let ok = match matches {
+                Match::Class(c) => class == c,
+                Match::RestDay(rest) => is_rest_day(class) == rest,
+                Match::Any => true,
+            };
+            if ok {
                 match self.analog(target, k, s, h) {
                     Some(v) => {
                         sum += v;
@@ -364,12 +432,29 @@ impl Prepared {
         };
         let target_hour = self.origin - 24 * k as i64 + h as i64 - 1;
         let class = self.class_of(target_hour);
-        let recent = self.analog_mean(target, k, h, None, self.recent_analogs).unwrap_or(0.0);
+        // Recent days of any kind, except for exceptional days (holidays, make-up working
+        // days), whose recent analogs are days of the same kind (rest or working).
+        let recent_match = if class == HOLIDAY_CLASS || self.exceptional(target_hour) {
+            Match::RestDay(is_rest_day(class))
+        } else {
+            Match::Any
+        };
+        let recent = self
+            .analog_mean(target, k, h, recent_match, self.recent_analogs)
+            .unwrap_or(0.0);
         let same = self
-            .analog_mean(target, k, h, Some(class), self.class_analogs)
+            .analog_mean(target, k, h, Match::Class(class), self.class_analogs)
             .or_else(|| {
                 (class == HOLIDAY_CLASS)
-                    .then(|| self.analog_mean(target, k, h, Some(SUNDAY_CLASS), self.class_analogs))
+                    .then(|| {
+                        self.analog_mean(
+                            target,
+                            k,
+                            h,
+                            Match::Class(SUNDAY_CLASS),
+                            self.class_analogs,
+                        )
+                    })
                     .flatten()
             })
             .unwrap_or(recent);
@@ -390,11 +475,16 @@ impl Prepared {
 
     /// Fits the weights on past daily origins; returns weights, the residual quantile for the
     /// P90 and the number of rows.
-    fn fit(&self, target: Target, cfg: &ModelConfig) -> ([f64; 3], f64, usize) {
+    fn fit(
+        &self,
+        target: Target,
+        (h_from, h_to): (usize, usize),
+        cfg: &ModelConfig,
+    ) -> ([f64; 3], f64, usize) {
         let mut xs = Vec::with_capacity(self.train_days * 24);
         let mut ys = Vec::with_capacity(self.train_days * 24);
         for k in 1..=self.train_days {
-            for h in 1..=24 {
+            for h in h_from..=h_to {
                 if let Some(y) = self.observed(target, k, h) {
                     xs.push(self.features(target, k, h));
                     ys.push(y);
@@ -409,7 +499,7 @@ impl Prepared {
             Target::Occupancy => cfg.spread_floor,
             Target::Arrivals => cfg.arrivals_spread_floor,
         };
-        let w = if xs.len() >= 24 {
+        let w = if xs.len() >= 2 * (h_to - h_from + 1) {
             ridge(&xs, &ys, prior, cfg.ridge)
         } else {
             prior
@@ -426,6 +516,20 @@ impl Prepared {
         let q = if ys.iter().all(|&y| y == 0.0) { 0.0 } else { q };
         (w, q, xs.len())
     }
+}
+
+/// Which analog days count.
+#[derive(Debug, Clone, Copy)]
+enum Match {
+    /// The same class (weekday, or holiday).
+    Class(DayClass),
+    /// The same kind of day: rest days (Saturday, Sunday, holidays) or working days.
+    RestDay(bool),
+    Any,
+}
+
+fn is_rest_day(class: DayClass) -> bool {
+    class >= 5
 }
 
 fn to_day(v: &[f64]) -> [f64; 24] {
@@ -482,10 +586,11 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
         }
         a.swap(col, pivot);
         b.swap(col, pivot);
+        let pivot_row = a[col];
         for row in col + 1..3 {
-            let f = a[row][col] / a[col][col];
-            for k in col..3 {
-                a[row][k] -= f * a[col][k];
+            let f = a[row][col] / pivot_row[col];
+            for (cell, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                *cell -= f * p;
             }
             b[row] -= f * b[col];
         }
@@ -496,6 +601,53 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
         x[row] = (b[row] - s) / a[row][row];
     }
     Some(x)
+}
+
+/// Session durations by local time of day of the start: a car plugged in at 23:00 stays longer
+/// than one plugged in at noon. Buckets of three hours, falling back to all sessions when a
+/// bucket has fewer than [`Durations::MIN_BUCKET`] sessions.
+struct Durations {
+    all: Survival,
+    buckets: Vec<Survival>,
+    local_offset: i64,
+}
+
+impl Durations {
+    const MIN_BUCKET: usize = 30;
+    const BUCKET_MINUTES: i64 = 180;
+
+    fn new(sessions: Vec<(i64, i64)>, local_offset: i64) -> Self {
+        let n = (1440 / Self::BUCKET_MINUTES) as usize;
+        let mut by: Vec<Vec<i64>> = vec![Vec::new(); n];
+        for &(start, d) in &sessions {
+            by[Self::bucket(start, local_offset)].push(d);
+        }
+        Self {
+            all: Survival::new(sessions.into_iter().map(|(_, d)| d).collect()),
+            buckets: by.into_iter().map(Survival::new).collect(),
+            local_offset,
+        }
+    }
+
+    fn bucket(start: i64, offset: i64) -> usize {
+        ((start + offset).rem_euclid(1440) / Self::BUCKET_MINUTES) as usize
+    }
+
+    fn mean_hours(&self) -> f64 {
+        self.all.mean_hours()
+    }
+
+    /// Expected busy minutes in `[a, b)` after now of a session that started at `start`
+    /// (minutes since the epoch) and has run for `e` minutes.
+    fn busy_minutes(&self, start: i64, e: i64, a: f64, b: f64) -> f64 {
+        let bucket = &self.buckets[Self::bucket(start, self.local_offset)];
+        let s = if bucket.d.len() >= Self::MIN_BUCKET {
+            bucket
+        } else {
+            &self.all
+        };
+        s.busy_minutes(e as f64, a, b)
+    }
 }
 
 /// Empirical session-duration distribution, for the conditional survival of running sessions.
@@ -560,9 +712,15 @@ mod tests {
                 [i.sin().abs(), (i * 0.3).cos().abs(), (i * 0.7).sin().abs()]
             })
             .collect();
-        let ys: Vec<f64> = xs.iter().map(|x| 0.8 * x[0] + 0.3 * x[1] + 0.1 * x[2]).collect();
+        let ys: Vec<f64> = xs
+            .iter()
+            .map(|x| 0.8 * x[0] + 0.3 * x[1] + 0.1 * x[2])
+            .collect();
         let w = ridge(&xs, &ys, [1.0, 0.5, 0.5], 1e-9);
-        assert!((w[0] - 0.8).abs() < 1e-4 && (w[1] - 0.3).abs() < 1e-4, "{w:?}");
+        assert!(
+            (w[0] - 0.8).abs() < 1e-4 && (w[1] - 0.3).abs() < 1e-4,
+            "{w:?}"
+        );
         // All-zero features: the prior wins, no NaN.
         let zeros = vec![[0.0; 3]; 30];
         let w = ridge(&zeros, &[0.0; 30], [1.0, 0.5, 0.5], 0.05);

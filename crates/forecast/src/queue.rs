@@ -26,7 +26,11 @@ pub fn erlang_c(servers: u32, load: f64) -> f64 {
     if servers == 0 {
         return 1.0;
     }
-    let load = if load.is_finite() { load.max(0.0) } else { f64::MAX };
+    let load = if load.is_finite() {
+        load.max(0.0)
+    } else {
+        f64::MAX
+    };
     let c = f64::from(servers);
     if load <= 0.0 {
         return 0.0;
@@ -72,7 +76,11 @@ pub fn estimate(servers: u32, busy: f64, mean_service_hours: f64) -> QueueEstima
         prob = erlang_c(servers, busy).max(p);
     }
     let arrivals_per_hour = busy / service;
-    let wait_hours = if arrivals_per_hour > 0.0 { lq / arrivals_per_hour } else { 0.0 };
+    let wait_hours = if arrivals_per_hour > 0.0 {
+        lq / arrivals_per_hour
+    } else {
+        0.0
+    };
     QueueEstimate {
         probability_of_queue: prob,
         expected_queue: lq,

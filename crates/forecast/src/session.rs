@@ -86,7 +86,8 @@ impl ImportReport {
 
     /// Adds the notes about the kept sessions: overlaps on one connector and very long sessions.
     pub fn note_session_oddities(&mut self, sessions: &[Session]) {
-        let mut by_connector: BTreeMap<(&str, &str, &str), Vec<(i64, i64)>> = BTreeMap::new();
+        type Connector<'a> = (&'a str, &'a str, &'a str);
+        let mut by_connector: BTreeMap<Connector<'_>, Vec<(i64, i64)>> = BTreeMap::new();
         let mut long = 0;
         for s in sessions {
             let (a, b) = (s.start.timestamp(), s.end.timestamp());
@@ -115,8 +116,9 @@ impl ImportReport {
             ));
         }
         if long > 0 {
-            self.notes
-                .push(format!("{long} sessions last longer than 24 hours: kept as recorded"));
+            self.notes.push(format!(
+                "{long} sessions last longer than 24 hours: kept as recorded"
+            ));
         }
     }
 
@@ -165,7 +167,10 @@ pub fn write_canonical(sessions: &[Session]) -> String {
 /// Reads a canonical session CSV. Columns are found by header name (extra columns are ignored);
 /// rows that cannot be sessions are dropped and counted in the report, never silently.
 /// `source` names the input in the report.
-pub fn read_canonical(text: &str, source: &str) -> Result<(Vec<Session>, ImportReport), ForecastError> {
+pub fn read_canonical(
+    text: &str,
+    source: &str,
+) -> Result<(Vec<Session>, ImportReport), ForecastError> {
     let records = csv::parse(text)?;
     let mut report = ImportReport::default();
     let Some((header, rows)) = records.split_first() else {
@@ -174,7 +179,12 @@ pub fn read_canonical(text: &str, source: &str) -> Result<(Vec<Session>, ImportR
             message: "empty file: expected header site,charger,connector,start,end,kwh".into(),
         });
     };
-    let col = |name: &str| header.fields.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let col = |name: &str| {
+        header
+            .fields
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let mut idx = [0usize; 6];
     for (i, name) in CANONICAL_HEADER.iter().enumerate() {
         idx[i] = col(name).ok_or_else(|| ForecastError::BadFile {
@@ -196,7 +206,9 @@ pub fn read_canonical(text: &str, source: &str) -> Result<(Vec<Session>, ImportR
             report.drop_row(DropReason::ShortRow, at);
             continue;
         };
-        let kwh = get(5).and_then(|k| k.parse::<f64>().ok()).filter(|k| k.is_finite());
+        let kwh = get(5)
+            .and_then(|k| k.parse::<f64>().ok())
+            .filter(|k| k.is_finite());
         let reason = if site.is_empty() {
             Some(DropReason::MissingSite)
         } else if charger.is_empty() {
@@ -227,7 +239,13 @@ pub fn read_canonical(text: &str, source: &str) -> Result<(Vec<Session>, ImportR
             report.drop_row(DropReason::EndBeforeStart, at);
             continue;
         }
-        if !seen.insert((site.to_owned(), charger.to_owned(), connector.to_owned(), start.timestamp(), end.timestamp())) {
+        if !seen.insert((
+            site.to_owned(),
+            charger.to_owned(),
+            connector.to_owned(),
+            start.timestamp(),
+            end.timestamp(),
+        )) {
             report.drop_row(DropReason::Duplicate, at);
             continue;
         }

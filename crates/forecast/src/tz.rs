@@ -2,7 +2,9 @@
 //! the UK rule (GMT, BST from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
 //! Sunday of October, in force since 1996) and fixed offsets (China is UTC+8 all year).
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday,
+};
 
 use crate::ForecastError;
 
@@ -182,15 +184,36 @@ mod tests {
     #[test]
     fn uk_rule_in_winter_summer_and_at_the_transitions() {
         let z = Zone::UkLondon;
-        assert_eq!(z.from_local(local("2018-01-15 12:00")).to_rfc3339(), "2018-01-15T12:00:00+00:00");
-        assert_eq!(z.from_local(local("2018-07-15 12:00")).to_rfc3339(), "2018-07-15T12:00:00+01:00");
+        assert_eq!(
+            z.from_local(local("2018-01-15 12:00")).to_rfc3339(),
+            "2018-01-15T12:00:00+00:00"
+        );
+        assert_eq!(
+            z.from_local(local("2018-07-15 12:00")).to_rfc3339(),
+            "2018-07-15T12:00:00+01:00"
+        );
         // 2018-03-25: 01:00 GMT jumps to 02:00 BST; 01:30 does not exist and reads as GMT.
-        assert_eq!(z.from_local(local("2018-03-25 00:59")).to_rfc3339(), "2018-03-25T00:59:00+00:00");
-        assert_eq!(z.from_local(local("2018-03-25 01:30")).to_rfc3339(), "2018-03-25T01:30:00+00:00");
-        assert_eq!(z.from_local(local("2018-03-25 02:00")).to_rfc3339(), "2018-03-25T02:00:00+01:00");
+        assert_eq!(
+            z.from_local(local("2018-03-25 00:59")).to_rfc3339(),
+            "2018-03-25T00:59:00+00:00"
+        );
+        assert_eq!(
+            z.from_local(local("2018-03-25 01:30")).to_rfc3339(),
+            "2018-03-25T01:30:00+00:00"
+        );
+        assert_eq!(
+            z.from_local(local("2018-03-25 02:00")).to_rfc3339(),
+            "2018-03-25T02:00:00+01:00"
+        );
         // 2018-10-28: 02:00 BST falls back to 01:00 GMT; the repeated hour reads as BST.
-        assert_eq!(z.from_local(local("2018-10-28 01:30")).to_rfc3339(), "2018-10-28T01:30:00+01:00");
-        assert_eq!(z.from_local(local("2018-10-28 02:00")).to_rfc3339(), "2018-10-28T02:00:00+00:00");
+        assert_eq!(
+            z.from_local(local("2018-10-28 01:30")).to_rfc3339(),
+            "2018-10-28T01:30:00+01:00"
+        );
+        assert_eq!(
+            z.from_local(local("2018-10-28 02:00")).to_rfc3339(),
+            "2018-10-28T02:00:00+00:00"
+        );
     }
 
     #[test]
@@ -204,7 +227,10 @@ mod tests {
 
     #[test]
     fn parse_and_infer() {
-        assert_eq!(Zone::parse("Asia/Shanghai").expect("zone"), Zone::Fixed(28800));
+        assert_eq!(
+            Zone::parse("Asia/Shanghai").expect("zone"),
+            Zone::Fixed(28800)
+        );
         assert_eq!(Zone::parse("-05:30").expect("zone"), Zone::Fixed(-19800));
         assert!(Zone::parse("mars/olympus").is_err());
         let uk = [

@@ -50,20 +50,29 @@ mod import_exports {
     #[test]
     fn dundee_excerpts_with_the_year_day_month_trap_and_dd_mm_yyyy() {
         let files = [file("dundee-2017.csv"), file("dundee-2018-ddmm.csv")];
-        let (sessions, report) = import(ExportFormat::Dundee, &files, Zone::UkLondon).expect("import");
+        let (sessions, report) =
+            import(ExportFormat::Dundee, &files, Zone::UkLondon).expect("import");
         assert_eq!(write_canonical(&sessions), data("dundee.expected.csv"));
         assert_eq!(report.rows_read, 16);
         assert_eq!(report.dropped[&DropReason::MissingSite], 2);
         assert_eq!(report.dropped[&DropReason::MissingEnd], 4);
         assert_eq!(report.dropped[&DropReason::TestSite], 2);
-        assert!(report.notes.iter().any(|n| n.contains("year-day-month")), "{:?}", report.notes);
+        assert!(
+            report.notes.iter().any(|n| n.contains("year-day-month")),
+            "{:?}",
+            report.notes
+        );
         assert!(report.summary().contains("8 sessions kept, 8 dropped"));
     }
 
     #[test]
     fn perth_excerpt_on_the_day_summer_time_starts() {
-        let (sessions, report) =
-            import(ExportFormat::PerthKinross, &[file("perth-2019.csv")], Zone::UkLondon).expect("import");
+        let (sessions, report) = import(
+            ExportFormat::PerthKinross,
+            &[file("perth-2019.csv")],
+            Zone::UkLondon,
+        )
+        .expect("import");
         assert_eq!(write_canonical(&sessions), data("perth.expected.csv"));
         assert_eq!(report.dropped_total(), 2);
     }
@@ -73,8 +82,12 @@ mod import_exports {
         let (sessions, _) = read_canonical(&data("dundee.expected.csv"), "x").expect("read");
         assert_eq!(sessions.len(), 8);
         assert_eq!(write_canonical(&sessions), data("dundee.expected.csv"));
-        let (again, report) = import(ExportFormat::Canonical, &[file("dundee.expected.csv")], Zone::UkLondon)
-            .expect("import canonical");
+        let (again, report) = import(
+            ExportFormat::Canonical,
+            &[file("dundee.expected.csv")],
+            Zone::UkLondon,
+        )
+        .expect("import canonical");
         assert_eq!(again, sessions);
         assert_eq!(report.dropped_total(), 0);
     }
@@ -85,11 +98,22 @@ mod import_exports {
             2,50245,1,2017-06-15T00:00:00,10:00,2017-06-15T00:00:00,11:00,5,\"Broxden Park & Ride, Perth\",M\n\
             1,50245,1,2017-01-15T00:00:00,10:00,2017-01-15T00:00:00,11:00,5,Broxden Park & Ride,M\n\
             0,99999,1,2017-01-14T00:00:00,10:00,2017-01-14T00:00:00,11:00,5,Broxden,M\n";
-        let (sessions, report) =
-            import(ExportFormat::PerthKinross, &[("p.csv".into(), text.into())], Zone::UkLondon).expect("import");
+        let (sessions, report) = import(
+            ExportFormat::PerthKinross,
+            &[("p.csv".into(), text.into())],
+            Zone::UkLondon,
+        )
+        .expect("import");
         let sites: Vec<&str> = sessions.iter().map(|s| s.site.as_str()).collect();
         // `Broxden` shares no charge point with the others, so it stays.
-        assert_eq!(sites, ["Broxden", "Broxden Park & Ride, Perth", "Broxden Park & Ride, Perth"]);
+        assert_eq!(
+            sites,
+            [
+                "Broxden",
+                "Broxden Park & Ride, Perth",
+                "Broxden Park & Ride, Perth"
+            ]
+        );
         assert!(report.notes.iter().any(|n| n.contains("renamed")));
     }
 
@@ -104,8 +128,12 @@ mod import_exports {
             6,5,,2017-06-15T00:00:00,10:00,2017-06-15T00:00:00,11:00,5,A,M\n\
             7,5,1,2017-06-15T00:00:00,10:00,2017-06-15T00:00:00,11:00,5,A,M\n\
             8,5,1,2017-06-15T00:00:00,10:00,2017-06-15T00:00:00,11:00,5,A,M\n";
-        let (sessions, report) =
-            import(ExportFormat::PerthKinross, &[("p.csv".into(), text.into())], Zone::UkLondon).expect("import");
+        let (sessions, report) = import(
+            ExportFormat::PerthKinross,
+            &[("p.csv".into(), text.into())],
+            Zone::UkLondon,
+        )
+        .expect("import");
         assert_eq!(sessions.len(), 1);
         let d = &report.dropped;
         assert_eq!(d[&DropReason::EndBeforeStart], 1);
@@ -114,16 +142,27 @@ mod import_exports {
         assert_eq!(d[&DropReason::ShortRow], 1);
         assert_eq!(d[&DropReason::MissingConnector], 1);
         assert_eq!(d[&DropReason::Duplicate], 1);
-        assert_eq!(report.first_dropped_at[&DropReason::EndBeforeStart], "p.csv:2");
+        assert_eq!(
+            report.first_dropped_at[&DropReason::EndBeforeStart],
+            "p.csv:2"
+        );
     }
 
     #[test]
     fn not_an_export_is_a_clear_error() {
-        let err = import(ExportFormat::Dundee, &[("x.csv".into(), "a,b\n1,2\n".into())], Zone::UkLondon)
-            .expect_err("no columns");
+        let err = import(
+            ExportFormat::Dundee,
+            &[("x.csv".into(), "a,b\n1,2\n".into())],
+            Zone::UkLondon,
+        )
+        .expect_err("no columns");
         assert!(err.to_string().contains("CP ID"), "{err}");
-        let err = import(ExportFormat::Dundee, &[("x.csv".into(), String::new())], Zone::UkLondon)
-            .expect_err("empty");
+        let err = import(
+            ExportFormat::Dundee,
+            &[("x.csv".into(), String::new())],
+            Zone::UkLondon,
+        )
+        .expect_err("empty");
         assert!(err.to_string().contains("empty"), "{err}");
     }
 
@@ -144,7 +183,11 @@ mod import_exports {
         assert_eq!(report.dropped[&DropReason::BadDateFormat], 1);
         assert_eq!(report.dropped[&DropReason::MissingStart], 1);
         assert_eq!(report.dropped[&DropReason::MissingEnd], 1);
-        assert!(report.notes.iter().any(|n| n.contains("overlap")), "{:?}", report.notes);
+        assert!(
+            report.notes.iter().any(|n| n.contains("overlap")),
+            "{:?}",
+            report.notes
+        );
         let err = read_canonical("site,start\n", "c.csv").expect_err("bad header");
         assert!(err.to_string().contains("charger"), "{err}");
     }
@@ -198,10 +241,20 @@ mod forecaster {
     #[test]
     fn a_regular_site_is_forecast_closely() {
         let site = daily_site(70, 18, 120);
-        let fc = forecast(&site, utc("2018-03-12 00:00"), 24, &Calendar::empty(Zone::Fixed(0))).expect("forecast");
+        let fc = forecast(
+            &site,
+            utc("2018-03-12 00:00"),
+            24,
+            &Calendar::empty(Zone::Fixed(0)),
+        )
+        .expect("forecast");
         for (h, hour) in fc.hours.iter().enumerate() {
             let want = if (18..20).contains(&h) { 1.0 } else { 0.0 };
-            assert!((hour.occupancy.p50 - want).abs() < 0.05, "hour {h}: {:?}", hour.occupancy);
+            assert!(
+                (hour.occupancy.p50 - want).abs() < 0.05,
+                "hour {h}: {:?}",
+                hour.occupancy
+            );
             assert!(hour.occupancy.p90 >= hour.occupancy.p50);
         }
         assert_eq!(fc.hours[0].at, utc("2018-03-12 00:00"));
@@ -221,10 +274,22 @@ mod forecaster {
         let mut spans_a = base.spans().to_vec();
         let mut spans_b = base.spans().to_vec();
         let start = min("2018-03-11 22:00");
-        spans_a.push(Span { connector: 0, start, end: min("2018-03-12 01:00") });
-        spans_b.push(Span { connector: 0, start, end: min("2018-03-14 09:00") });
+        spans_a.push(Span {
+            connector: 0,
+            start,
+            end: min("2018-03-12 01:00"),
+        });
+        spans_b.push(Span {
+            connector: 0,
+            start,
+            end: min("2018-03-14 09:00"),
+        });
         // And a session starting at the origin is not seen at all.
-        spans_b.push(Span { connector: 0, start: min("2018-03-12 00:00"), end: min("2018-03-12 05:00") });
+        spans_b.push(Span {
+            connector: 0,
+            start: min("2018-03-12 00:00"),
+            end: min("2018-03-12 05:00"),
+        });
         let cal = Calendar::empty(Zone::Fixed(0));
         let a = forecast(&SiteHistory::new("S", 1, spans_a), origin, 24, &cal).expect("a");
         let b = forecast(&SiteHistory::new("S", 1, spans_b), origin, 24, &cal).expect("b");
@@ -255,14 +320,29 @@ mod forecaster {
         let origin = utc("2018-01-11 00:00");
         let empty = SiteHistory::new("Nobody", 4, vec![]);
         let fc = forecast(&empty, origin, 48, &cal).expect("empty history");
-        assert!(fc.hours.iter().all(|h| h.occupancy.p50 == 0.0 && h.occupancy.p90 == 0.0));
-        assert!(fc.hours.iter().all(|h| h.arrivals.p50 == 0.0 && h.queue.expected_queue == 0.0));
+        assert!(
+            fc.hours
+                .iter()
+                .all(|h| h.occupancy.p50 == 0.0 && h.occupancy.p90 == 0.0)
+        );
+        assert!(
+            fc.hours
+                .iter()
+                .all(|h| h.arrivals.p50 == 0.0 && h.queue.expected_queue == 0.0)
+        );
         // History that ended long ago: an all-zero recent series.
         let old = daily_site(20, 8, 60);
         let fc = forecast(&old, utc("2018-06-01 00:00"), 24, &cal).expect("stale history");
-        assert!(fc.hours.iter().all(|h| h.occupancy.p50 == 0.0 && h.occupancy.p90 == 0.0));
+        assert!(
+            fc.hours
+                .iter()
+                .all(|h| h.occupancy.p50 == 0.0 && h.occupancy.p90 == 0.0)
+        );
         let no_connectors = SiteHistory::new("X", 0, vec![]);
-        assert!(matches!(forecast(&no_connectors, origin, 24, &cal), Err(ForecastError::NoConnectors)));
+        assert!(matches!(
+            forecast(&no_connectors, origin, 24, &cal),
+            Err(ForecastError::NoConnectors)
+        ));
     }
 
     /// Holidays as known regressors: a site busy on working days and quiet on Sundays and bank
@@ -274,19 +354,30 @@ mod forecaster {
         let mut spans = Vec::new();
         for d in 0..100 {
             let day = day0 + Duration::days(d);
-            let quiet = cal.class(day) == 7 || chrono::Datelike::weekday(&day) == chrono::Weekday::Sun;
+            let quiet =
+                cal.class(day) == 7 || chrono::Datelike::weekday(&day) == chrono::Weekday::Sun;
             if quiet {
                 continue;
             }
-            let start = Zone::UkLondon.from_local(day.and_hms_opt(9, 0, 0).expect("t")).timestamp() / 60;
-            spans.push(Span { connector: 0, start, end: start + 8 * 60 });
+            let start = Zone::UkLondon
+                .from_local(day.and_hms_opt(9, 0, 0).expect("t"))
+                .timestamp()
+                / 60;
+            spans.push(Span {
+                connector: 0,
+                start,
+                end: start + 8 * 60,
+            });
         }
         let site = SiteHistory::new("Office", 1, spans);
         // Summer bank holiday, Monday 6 August 2018.
         let origin = Zone::UkLondon.midnight(NaiveDate::from_ymd_opt(2018, 8, 6).expect("date"));
         let with = forecast(&site, origin, 24, &cal).expect("with");
-        let without = forecast(&site, origin, 24, &Calendar::empty(Zone::UkLondon)).expect("without");
-        let busy = |f: &chargeops_forecast::SiteForecast| f.hours[9..17].iter().map(|h| h.occupancy.p50).sum::<f64>() / 8.0;
+        let without =
+            forecast(&site, origin, 24, &Calendar::empty(Zone::UkLondon)).expect("without");
+        let busy = |f: &chargeops_forecast::SiteForecast| {
+            f.hours[9..17].iter().map(|h| h.occupancy.p50).sum::<f64>() / 8.0
+        };
         assert!(busy(&with) < 0.2, "with calendar: {}", busy(&with));
         assert!(busy(&without) > 0.6, "without calendar: {}", busy(&without));
     }
@@ -305,7 +396,8 @@ mod evaluation {
         // so the second has < 8 weeks before it.
         let text = header() + &daily_log("Long", 140, 18, 90) + &daily_log("Short", 40, 9, 60);
         let (sessions, _) = read_canonical(&text, "t.csv").expect("read");
-        let (report, dump) = evaluate(&sessions, &EvalOptions::new(Calendar::scotland())).expect("eval");
+        let (report, dump) =
+            evaluate(&sessions, &EvalOptions::new(Calendar::scotland())).expect("eval");
         assert_eq!(report.sites, 1);
         assert_eq!(report.excluded_short_history, ["Short"]);
         assert_eq!(report.origins.len(), 28);
@@ -317,8 +409,16 @@ mod evaluation {
         assert_eq!(json["excluded_sites"]["short_history"], 1);
         let h1 = &json["horizons"][0];
         assert_eq!(h1["h"], 1);
-        for key in ["model", "seasonal_naive_24h", "seasonal_naive_168h", "last_value"] {
-            assert!(h1[key]["mae"].is_number() && h1[key]["rmse"].is_number(), "{key}");
+        for key in [
+            "model",
+            "seasonal_naive_24h",
+            "seasonal_naive_168h",
+            "last_value",
+        ] {
+            assert!(
+                h1[key]["mae"].is_number() && h1[key]["rmse"].is_number(),
+                "{key}"
+            );
         }
         assert_eq!(json["horizons"].as_array().map(Vec::len), Some(24));
         // A perfectly regular site: the model is (nearly) exact.
@@ -332,7 +432,8 @@ mod evaluation {
     fn nothing_to_evaluate_is_a_clear_error() {
         let err = evaluate(&[], &EvalOptions::new(Calendar::scotland())).expect_err("empty");
         assert!(err.to_string().contains("no sessions"), "{err}");
-        let (sessions, _) = read_canonical(&(header() + &daily_log("New", 10, 9, 60)), "t.csv").expect("read");
+        let (sessions, _) =
+            read_canonical(&(header() + &daily_log("New", 10, 9, 60)), "t.csv").expect("read");
         let err = evaluate(&sessions, &EvalOptions::new(Calendar::scotland())).expect_err("short");
         assert!(err.to_string().contains("56 days of history"), "{err}");
     }
@@ -389,5 +490,91 @@ mod properties {
                 prop_assert!(h.queue.expected_queue.is_finite() && h.queue.probability_of_queue <= 1.0);
             }
         }
+    }
+}
+
+mod cli_contract {
+    use chargeops_forecast::cli::{ForecastCmd, OutputFormat, run};
+    use chargeops_forecast::import::ExportFormat;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: ForecastCmd,
+    }
+
+    fn parse(args: &[&str]) -> Result<ForecastCmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("forecast").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    #[test]
+    fn the_issue_flags_parse() {
+        match parse(&["eval", "--sessions", "s.csv", "--format", "json"]).expect("eval") {
+            ForecastCmd::Eval(a) => {
+                assert_eq!(a.sessions.to_str(), Some("s.csv"));
+                assert_eq!(a.format, OutputFormat::Json);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["eval", "--sessions", "s.csv"]).expect("eval") {
+            ForecastCmd::Eval(a) => assert_eq!(a.format, OutputFormat::Table),
+            other => panic!("{other:?}"),
+        }
+        for (name, want) in [
+            ("dundee", ExportFormat::Dundee),
+            ("perth-kinross", ExportFormat::PerthKinross),
+            ("canonical", ExportFormat::Canonical),
+        ] {
+            match parse(&[
+                "import", "--format", name, "a.csv", "b.csv", "--out", "o.csv",
+            ])
+            .expect("import")
+            {
+                ForecastCmd::Import(a) => {
+                    assert_eq!(a.format, want);
+                    assert_eq!(a.paths.len(), 2);
+                    assert_eq!(a.out.to_str(), Some("o.csv"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(parse(&["import", "--format", "excel", "a.csv", "--out", "o.csv"]).is_err());
+        assert!(parse(&["import", "--format", "dundee", "--out", "o.csv"]).is_err());
+    }
+
+    #[test]
+    fn import_writes_the_canonical_file_and_eval_reports_missing_input() {
+        let dir =
+            std::env::temp_dir().join(format!("chargeops-forecast-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let out = dir.join("perth.csv");
+        let input = format!("{}/tests/data/perth-2019.csv", env!("CARGO_MANIFEST_DIR"));
+        let out_s = out.to_str().expect("utf-8 path");
+        run(parse(&[
+            "import",
+            "--format",
+            "perth-kinross",
+            &input,
+            "--out",
+            out_s,
+        ])
+        .expect("args"))
+        .expect("import");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("written"),
+            super::data("perth.expected.csv")
+        );
+        let missing = dir.join("nope.csv");
+        let err =
+            run(parse(&["eval", "--sessions", missing.to_str().expect("path")]).expect("args"))
+                .expect_err("missing file");
+        assert!(err.to_string().contains("nope.csv"), "{err}");
+        let empty = dir.join("empty.csv");
+        std::fs::write(&empty, "site,charger,connector,start,end,kwh\n").expect("write");
+        let err = run(parse(&["eval", "--sessions", empty.to_str().expect("path")]).expect("args"))
+            .expect_err("no sessions");
+        assert!(err.to_string().contains("no sessions"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -30,7 +30,6 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use chargeops_core::Clock;
 use chargeops_ocpp::{ErrorCode, Frame, Version};
 
-
 /// Why a charge point operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod fleet;
 pub mod hist;
 pub mod traffic;
 
