@@ -1,6 +1,7 @@
 //! The `chargeops` binary: parses configuration, starts tracing and wires the crates together.
 
 mod config;
+mod demo;
 mod serve;
 
 use anyhow::Result;
@@ -23,6 +24,11 @@ struct Cli {
 enum Cmd {
     /// Run the platform: OCPP central system, REST API and live feed on one port.
     Serve(Overrides),
+    /// The province demo: the platform, the Hunan highway network, simulated chargers and
+    /// traffic, and the live operations map.
+    Demo(demo::DemoArgs),
+    /// Only the simulated chargers and traffic, against any OCPP server.
+    Sim(demo::SimArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -48,6 +54,11 @@ fn main() -> Result<()> {
                 .build()?;
             rt.block_on(serve::run(config))
         }
+        Cmd::Demo(args) => runtime()?.block_on(demo::demo(args)),
+        Cmd::Sim(args) => {
+            serve::init_tracing("warn");
+            runtime()?.block_on(demo::sim(args))
+        }
         Cmd::Forecast(cmd) => {
             serve::init_tracing("warn");
             Ok(chargeops_forecast::cli::run(cmd)?)
@@ -60,4 +71,10 @@ fn main() -> Result<()> {
             rt.block_on(chargeops_sim::bench::run_ocpp(args))
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tracing_subscriber::EnvFilter;
 
-use chargeops_core::Live;
+use chargeops_core::{Clock, Live};
 use chargeops_gateway::Gateway;
 use chargeops_store::{SqliteStore, Store};
 
@@ -16,8 +16,11 @@ pub fn init_tracing(filter: &str) {
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal; log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -40,7 +43,28 @@ async fn load_network(store: &dyn Store, live: &Live) -> Result<(usize, usize)> 
     Ok((stations.len(), chargers.len()))
 }
 
-pub async fn run(config: Config) -> Result<()> {
+/// A running platform: HTTP and OCPP on `addr`, until [`Platform::stop`].
+pub struct Platform {
+    pub addr: SocketAddr,
+    pub live: Arc<Live>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Platform {
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.server
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
+        tracing::info!("chargeops stopped");
+        Ok(())
+    }
+}
+
+/// Opens the store, loads the network into memory and starts serving, on `clock`.
+pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "failed to create data directory {}",
@@ -54,7 +78,7 @@ pub async fn run(config: Config) -> Result<()> {
                 config.data_dir.display()
             )
         })?);
-    let live = Arc::new(Live::new());
+    let live = Arc::new(Live::with_clock(clock));
     let (stations, chargers) = load_network(store.as_ref(), &live).await?;
     tracing::info!(stations, chargers, data_dir = %config.data_dir.display(), "network loaded");
 
@@ -69,7 +93,7 @@ pub async fn run(config: Config) -> Result<()> {
     }
 
     let gateway = Gateway::new(store.clone(), live.clone(), config.gateway());
-    let state = chargeops_api::AppState::new(store, live, gateway.clone());
+    let state = chargeops_api::AppState::new(store, live.clone(), gateway.clone());
     let app = gateway.router().merge(chargeops_api::router(state));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -77,19 +101,34 @@ pub async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("failed to listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, registration = ?config.registration, "chargeops listening");
-    eprintln!("chargeops listening on http://{addr}  (OCPP: ws://{addr}/ocpp/{{chargerId}})");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server failed")?;
-    tracing::info!("chargeops stopped");
-    Ok(())
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .into_future(),
+    );
+    Ok(Platform {
+        addr,
+        live,
+        stop,
+        server,
+    })
 }
 
-async fn shutdown_signal() {
+pub async fn run(config: Config) -> Result<()> {
+    let platform = start(&config, Clock::real()).await?;
+    let addr = platform.addr;
+    eprintln!("chargeops listening on http://{addr}  (OCPP: ws://{addr}/ocpp/{{chargerId}})");
+    shutdown_signal().await;
+    platform.stop().await
+}
+
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

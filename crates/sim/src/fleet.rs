@@ -379,10 +379,12 @@ impl SimCharger {
                     continue;
                 }
             };
-            backoff = StdDuration::from_millis(500);
             inc(&self.stats.connected);
             let outcome = self.online(&mut cp, &mut state, &mut rx).await;
             dec(&self.stats.connected);
+            if outcome.is_ok() {
+                backoff = StdDuration::from_millis(500);
+            }
             match outcome {
                 Ok(true) => {
                     let _ = cp.close().await;
@@ -391,7 +393,20 @@ impl SimCharger {
                 Ok(false) => return,
                 Err(e) => {
                     inc(&self.stats.errors);
-                    tracing::debug!(charger_id = %self.id, error = %e, "connection lost; reconnecting");
+                    tracing::debug!(charger_id = %self.id, error = %e, ?backoff, "connection lost; reconnecting");
+                    // Like a real charger, wait before trying again so that a server refusing
+                    // us does not become a reconnect storm.
+                    let deadline = Instant::now() + backoff;
+                    loop {
+                        tokio::select! {
+                            cmd = rx.recv() => match cmd {
+                                Some(cmd) => self.apply_offline(&mut state, cmd),
+                                None => return,
+                            },
+                            _ = tokio::time::sleep_until(deadline) => break,
+                        }
+                    }
+                    backoff = (backoff * 2).min(StdDuration::from_secs(30));
                 }
             }
         }
@@ -408,7 +423,7 @@ impl SimCharger {
             Version::V16 => json!({
                 "chargePointVendor": "chargeops-sim",
                 "chargePointModel": format!("DC{}", self.power_kw as u32),
-                "chargePointSerialNumber": self.id,
+                "chargePointSerialNumber": self.serial(),
                 "firmwareVersion": env!("CARGO_PKG_VERSION"),
             }),
             Version::V201 => json!({
@@ -416,7 +431,7 @@ impl SimCharger {
                 "chargingStation": {
                     "vendorName": "chargeops-sim",
                     "model": format!("DC{}", self.power_kw as u32),
-                    "serialNumber": self.id,
+                    "serialNumber": self.serial(),
                     "firmwareVersion": env!("CARGO_PKG_VERSION"),
                 },
             }),
@@ -503,6 +518,13 @@ impl SimCharger {
                 }
             }
         }
+    }
+
+    /// A serial number within both versions' 25 characters, stable per charger.
+    fn serial(&self) -> String {
+        let mut h = DefaultHasher::new();
+        self.id.hash(&mut h);
+        format!("CS{:012}", h.finish() % 1_000_000_000_000)
     }
 
     fn power_w(&self) -> f64 {
@@ -602,7 +624,8 @@ impl SimCharger {
         Session {
             local,
             tx16: None,
-            tx201: format!("{}-{}-{}", self.id, local, now.timestamp_millis()),
+            // Unique per charger and session, within 2.0.1's 36 characters.
+            tx201: format!("{}-{local}-{:x}", self.serial(), now.timestamp_millis()),
             seq_no: 0,
             id_tag: car.id_tag.clone(),
             start_register: state.register_wh,

@@ -1,0 +1,415 @@
+//! `chargeops demo` and `chargeops sim`: the province network, simulated chargers and traffic,
+//! against our own platform (demo) or any OCPP server (sim).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::{Context, Result, bail};
+use chrono::{Duration, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+use chargeops_core::network_file::{HUNAN, NetworkSpec, parse_network};
+use chargeops_core::secret::{derive_password, hash_secret, random_hex};
+use chargeops_core::{Charger, Clock, IdTag, IdTagStatus, Registration, Station};
+use chargeops_gateway::RegistrationPolicy;
+use chargeops_sim::client::Endpoint;
+use chargeops_sim::fleet::{self, FleetConfig, FleetStats};
+use chargeops_sim::traffic::{DRIVER_TAGS, Scenario};
+use chargeops_store::{ErrorKind, SqliteStore, Store};
+
+use crate::config::Config;
+use crate::serve;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrafficArgs {
+    /// Simulated seconds per real second
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Which traffic to simulate
+    #[arg(long, value_enum, default_value_t = Scenario::Normal)]
+    pub scenario: Scenario,
+    /// Seed of the traffic: the same seed gives the same cars
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Network file (CSV, see data/network/README.md) [default: the bundled Hunan network]
+    #[arg(long, value_name = "FILE")]
+    pub network: Option<PathBuf>,
+    /// Stop after this many simulated hours [default: run until Ctrl-C]
+    #[arg(long, value_name = "HOURS")]
+    pub sim_hours: Option<f64>,
+    /// Share of chargers speaking OCPP 2.0.1 (the rest speak 1.6J)
+    #[arg(long, default_value_t = 0.3)]
+    pub share_v201: f64,
+    /// Charger faults per charger and simulated hour
+    #[arg(long, default_value_t = 0.002)]
+    pub fault_rate: f64,
+    /// Connection drops per charger and simulated hour
+    #[arg(long, default_value_t = 0.003)]
+    pub disconnect_rate: f64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    /// Address of the platform (OCPP and HTTP)
+    #[arg(long, default_value = "127.0.0.1:8180")]
+    pub listen: SocketAddr,
+    /// Data directory [default: a fresh directory under the system's temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Do not open a browser
+    #[arg(long)]
+    pub headless: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    /// The OCPP server, e.g. ws://127.0.0.1:8180/ocpp (each charger appends its id)
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// Secret from which each charger's password is derived (as `chargeops demo` does);
+    /// without it chargers connect without credentials
+    #[arg(long, value_name = "SECRET")]
+    pub password_secret: Option<String>,
+    /// Chargers connecting at once
+    #[arg(long, default_value_t = 100)]
+    pub connect_concurrency: usize,
+}
+
+fn load_network(path: Option<&PathBuf>) -> Result<NetworkSpec> {
+    match path {
+        None => parse_network(HUNAN).context("the bundled network file is invalid"),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("failed to read network file {}", p.display()))?;
+            parse_network(&text).with_context(|| format!("invalid network file {}", p.display()))
+        }
+    }
+}
+
+fn total_chargers(network: &NetworkSpec) -> u64 {
+    network
+        .stations
+        .iter()
+        .map(|s| u64::from(s.chargers.max(1)))
+        .sum()
+}
+
+/// Writes the network into the store: stations, chargers with derived passwords, the drivers'
+/// id tags. Re-running on the same data directory leaves what exists alone.
+async fn seed(store: &Arc<dyn Store>, network: &NetworkSpec, secret: &str) -> Result<()> {
+    let now = Utc::now();
+    for s in &network.stations {
+        store
+            .upsert_station(&Station {
+                id: s.id.clone(),
+                name: format!("{} ({})", s.name_zh, s.name_pinyin),
+                lat: Some(s.lat),
+                lon: Some(s.lon),
+                highway: s.highway.clone(),
+                direction: s.direction.map(|d| d.as_str().to_owned()),
+            })
+            .await?;
+    }
+    let mut chargers = Vec::new();
+    for s in &network.stations {
+        for n in 0..s.chargers.max(1) as usize {
+            chargers.push((fleet::charger_id(s, n), s.id.clone()));
+        }
+    }
+    // Many writes at once share a commit (the store batches them), so seeding thousands of
+    // chargers takes a few commits rather than thousands.
+    for chunk in chargers.chunks(256) {
+        let mut set = tokio::task::JoinSet::new();
+        for (id, station_id) in chunk.iter().cloned() {
+            let secret = secret.to_owned();
+            let store = store.clone();
+            set.spawn(async move {
+                let charger = Charger {
+                    password_hash: Some(hash_secret(&derive_password(&secret, &id))),
+                    id,
+                    station_id,
+                    protocol: None,
+                    vendor: None,
+                    model: None,
+                    serial_number: None,
+                    firmware_version: None,
+                    registration: Registration::Accepted,
+                    created_at: now,
+                    last_boot_at: None,
+                };
+                match store.insert_charger(&charger).await {
+                    Err(e) if e.kind() != ErrorKind::Conflict => Err(e),
+                    _ => Ok(()),
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.context("seeding task failed")??;
+        }
+    }
+    let tags: Vec<String> = (0..DRIVER_TAGS).map(|i| format!("DRV{i:06}")).collect();
+    for chunk in tags.chunks(500) {
+        let mut set = tokio::task::JoinSet::new();
+        for tag in chunk.iter().cloned() {
+            let store = store.clone();
+            set.spawn(async move {
+                store
+                    .upsert_id_tag(&IdTag {
+                        id_tag: tag,
+                        status: IdTagStatus::Accepted,
+                        expiry: None,
+                        parent_id_tag: None,
+                    })
+                    .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.context("seeding task failed")??;
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(StdDuration::from_millis(250));
+    bar.set_message(format!("starting {total} chargers"));
+    bar
+}
+
+fn progress_line(stats: &FleetStats, total: u64) -> String {
+    let g = FleetStats::get;
+    format!(
+        "{}  chargers {}/{}  charging {}  queued {}  sessions {}  energy {:.1} MWh  faults {}  reconnects {}",
+        stats
+            .sim_time()
+            .with_timezone(&chargeops_sim::traffic::cst())
+            .format("%a %Y-%m-%d %H:%M"),
+        g(&stats.connected),
+        total,
+        g(&stats.charging),
+        g(&stats.waiting),
+        g(&stats.sessions_completed),
+        g(&stats.energy_wh) as f64 / 1e6,
+        g(&stats.faults),
+        g(&stats.reconnects),
+    )
+}
+
+/// Runs the fleet with a progress line until Ctrl-C or the simulated-hours limit.
+async fn drive(config: FleetConfig, traffic: &TrafficArgs, total: u64) -> Result<Arc<FleetStats>> {
+    let clock = config.clock;
+    let start = clock.now();
+    let stats = Arc::new(FleetStats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let fleet = tokio::spawn(fleet::run(config, stats.clone(), stop_rx));
+    let bar = progress_bar(total);
+    let limit = traffic
+        .sim_hours
+        .map(|h| Duration::milliseconds((h * 3_600_000.0) as i64));
+    let mut tick = tokio::time::interval(StdDuration::from_millis(250));
+    let ctrl_c = serve::shutdown_signal();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut ctrl_c => break,
+        }
+        bar.set_message(progress_line(&stats, total));
+        if limit.is_some_and(|l| clock.now() - start >= l) {
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+    fleet.await.context("fleet task failed")?;
+    bar.finish_with_message(progress_line(&stats, total));
+    Ok(stats)
+}
+
+fn check_traffic(t: &TrafficArgs) -> Result<()> {
+    if !(t.speed.is_finite() && t.speed > 0.0 && t.speed <= 100_000.0) {
+        bail!("--speed must be above 0 and at most 100000");
+    }
+    if !(0.0..=1.0).contains(&t.share_v201) {
+        bail!("--share-v201 must be between 0 and 1");
+    }
+    if t.sim_hours.is_some_and(|h| !(h.is_finite() && h > 0.0)) {
+        bail!("--sim-hours must be above 0");
+    }
+    Ok(())
+}
+
+pub async fn demo(args: DemoArgs) -> Result<()> {
+    check_traffic(&args.traffic)?;
+    let network = load_network(args.traffic.network.as_ref())?;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("chargeops-demo-{}", random_hex(4))),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+    // The password secret stays in the data directory so a restarted demo's chargers still
+    // authenticate; it protects only simulated chargers.
+    let secret_file = data_dir.join("demo-secret");
+    let secret = match std::fs::read_to_string(&secret_file) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => {
+            let s = random_hex(16);
+            std::fs::write(&secret_file, &s)
+                .with_context(|| format!("failed to write {}", secret_file.display()))?;
+            s
+        }
+    };
+    let total = total_chargers(&network);
+    eprintln!(
+        "chargeops demo: {} stations, {} chargers, scenario {}, {}x speed, data in {}",
+        network.stations.len(),
+        total,
+        args.traffic.scenario.name(),
+        args.traffic.speed,
+        data_dir.display()
+    );
+    {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open_dir(&data_dir).with_context(|| {
+                format!("failed to open the database in {}", data_dir.display())
+            })?);
+        seed(&store, &network, &secret)
+            .await
+            .context("failed to write the demo network")?;
+    }
+
+    let token = std::env::var("CHARGEOPS_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| t.len() >= 16)
+        .unwrap_or_else(|| format!("demo_{}", random_hex(16)));
+    let config = Config {
+        listen: args.listen,
+        data_dir: data_dir.clone(),
+        registration: RegistrationPolicy::Closed,
+        admin_token: Some(token.clone()),
+        log: std::env::var("CHARGEOPS_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        ..Config::default()
+    };
+    serve::init_tracing(&config.log);
+    let clock = Clock::simulated(args.traffic.scenario.start(Utc::now()), args.traffic.speed);
+    let platform = serve::start(&config, clock).await?;
+    let addr = platform.addr;
+    let url = format!("http://{addr}/#token={token}");
+    eprintln!(
+        "\n  Operations map: {url}\n  Driver page:    http://{addr}/driver\n  API token:      {token}\n"
+    );
+    if !args.headless {
+        open_browser(&url);
+    }
+
+    let live = platform.live.clone();
+    let fleet_config = FleetConfig {
+        endpoint: Endpoint::resolve(&format!("ws://{addr}/ocpp")).await?,
+        network,
+        scenario: args.traffic.scenario,
+        clock,
+        seed: args.traffic.seed,
+        share_v201: args.traffic.share_v201,
+        credentials: Arc::new(move |id: &str| Some(derive_password(&secret, id))),
+        on_queue: Some(Arc::new(move |station: &str, waiting: usize| {
+            live.set_waiting(station, waiting as u64);
+        })),
+        connect_concurrency: 200,
+        fault_rate: args.traffic.fault_rate,
+        disconnect_rate: args.traffic.disconnect_rate,
+    };
+    let stats = drive(fleet_config, &args.traffic, total).await?;
+    summary(&stats);
+    platform.stop().await
+}
+
+pub async fn sim(args: SimArgs) -> Result<()> {
+    check_traffic(&args.traffic)?;
+    let network = load_network(args.traffic.network.as_ref())?;
+    let endpoint = Endpoint::resolve(&args.server)
+        .await
+        .with_context(|| format!("invalid --server {}", args.server))?;
+    // Wait for the server with backoff, saying so, rather than start thousands of chargers
+    // that would all fail at once.
+    let mut backoff = StdDuration::from_millis(500);
+    loop {
+        match tokio::net::TcpStream::connect(endpoint.addr()).await {
+            Ok(_) => break,
+            Err(e) => {
+                eprintln!(
+                    "server {} not reachable ({e}); retrying in {:.1} s",
+                    args.server,
+                    backoff.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = serve::shutdown_signal() => bail!("stopped while waiting for the server"),
+                }
+                backoff = (backoff * 2).min(StdDuration::from_secs(30));
+            }
+        }
+    }
+    let total = total_chargers(&network);
+    let clock = Clock::simulated(args.traffic.scenario.start(Utc::now()), args.traffic.speed);
+    let secret = args.password_secret.clone();
+    let config = FleetConfig {
+        endpoint,
+        network,
+        scenario: args.traffic.scenario,
+        clock,
+        seed: args.traffic.seed,
+        share_v201: args.traffic.share_v201,
+        credentials: Arc::new(move |id: &str| secret.as_ref().map(|s| derive_password(s, id))),
+        on_queue: None,
+        connect_concurrency: args.connect_concurrency.max(1),
+        fault_rate: args.traffic.fault_rate,
+        disconnect_rate: args.traffic.disconnect_rate,
+    };
+    let stats = drive(config, &args.traffic, total).await?;
+    summary(&stats);
+    Ok(())
+}
+
+fn summary(stats: &FleetStats) {
+    let g = FleetStats::get;
+    eprintln!(
+        "simulated until {}: {} sessions completed ({} started), {:.2} MWh, {} faults, {} reconnects, {} connection errors",
+        stats
+            .sim_time()
+            .with_timezone(&chargeops_sim::traffic::cst())
+            .format("%Y-%m-%d %H:%M %:z"),
+        g(&stats.sessions_completed),
+        g(&stats.sessions_started),
+        g(&stats.energy_wh) as f64 / 1e6,
+        g(&stats.faults),
+        g(&stats.reconnects),
+        g(&stats.errors),
+    );
+}
+
+fn open_browser(url: &str) {
+    for opener in ["xdg-open", "open"] {
+        if std::process::Command::new(opener)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+        {
+            return;
+        }
+    }
+    eprintln!("  (could not open a browser: open the address above yourself)");
+}

@@ -1,0 +1,169 @@
+"""`chargeops demo` and `chargeops sim`: the province network over real OCPP, end to end.
+
+The demo runs its simulated chargers (a mix of OCPP 1.6J and 2.0.1, each with its own
+password) against its own platform; everything here is checked through the public API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from harness import BINARY, REPO, free_port, wait_until
+
+TOKEN = "demo-test-token-0123456789"
+# Hunan's bounding box, generously rounded.
+LAT = (24.5, 30.2)
+LON = (108.7, 114.4)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    data = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    log = open(data / "demo.log", "w")
+    env = dict(os.environ, CHARGEOPS_ADMIN_TOKEN=TOKEN)
+    proc = subprocess.Popen(
+        [str(BINARY), "demo", "--headless", "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(data / "data"), "--speed", "600", "--scenario", "spring-festival",
+         "--sim-hours", "48", "--seed", "3"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def api(path, **params):
+        r = requests.get(base + path, params=params, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def up():
+        try:
+            return requests.get(base + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None and pytest.fail(open(data / "demo.log").read()[-3000:])
+
+    wait_until(up, timeout=60, what="demo platform up")
+    yield proc, api, data / "demo.log"
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log.close()
+
+
+def test_the_province_network_is_there_with_positions_in_hunan(demo):
+    _, api, _ = demo
+    stations = api("/api/v1/stations")
+    highway = [s for s in stations if s.get("highway")]
+    assert len(highway) >= 150, f"only {len(highway)} highway service-area sides"
+    for s in stations:
+        assert LAT[0] < s["lat"] < LAT[1] and LON[0] < s["lon"] < LON[1], s
+    assert {"G4", "G60", "G55", "G56", "G65", "G72", "G5513"} <= {s["highway"] for s in highway}
+    # Names carry Chinese and pinyin: "长沙服务区 (Changsha Fuwuqu)".
+    assert any("服务区" in s["name"] and "(" in s["name"] for s in stations)
+
+
+def test_chargers_connect_over_both_protocols(demo):
+    _, api, _ = demo
+
+    def connected():
+        chargers = api("/api/v1/chargers")
+        online = [c for c in chargers if c["online"]]
+        protocols = {c["protocol"] for c in online}
+        return len(online) > 0.9 * len(chargers) and protocols == {"ocpp1.6", "ocpp2.0.1"} and chargers
+
+    chargers = wait_until(connected, timeout=90, interval=1, what="90% of chargers online over 1.6 and 2.0.1")
+    assert len(chargers) > 1500
+    assert all(c["registration"] == "accepted" for c in chargers)
+
+
+def test_sessions_complete_with_energy_and_statuses_change(demo):
+    _, api, _ = demo
+
+    def done():
+        sessions = api("/api/v1/sessions", open="false", limit=200)
+        with_energy = [s for s in sessions if s["stopped_at"] and (s["energy_wh"] or 0) > 0]
+        return len(with_energy) >= 50 and with_energy
+
+    sessions = wait_until(done, timeout=120, interval=1, what="50 completed sessions with energy")
+    for s in sessions:
+        assert s["started_at"] < s["stopped_at"]
+        # Simulated time: the Spring Festival rush of 2027.
+        assert s["started_at"].startswith("2027-0")
+        assert 500 <= s["energy_wh"] <= 120_000, s
+
+    first = {s["id"]: s["connectors"] for s in api("/api/v1/stations")}
+    time.sleep(3)
+    later = {s["id"]: s["connectors"] for s in api("/api/v1/stations")}
+    changed = [k for k in first if first[k] != later[k]]
+    assert len(changed) > 10, "connector statuses should change as cars come and go"
+    busy = sum(c["charging"] + c["occupied"] for c in later.values())
+    assert busy > 100
+
+
+def test_holiday_queues_show_on_the_main_corridor(demo):
+    _, api, _ = demo
+
+    def queues():
+        stations = api("/api/v1/stations")
+        waiting = {s["id"]: s["waiting"] for s in stations if s["waiting"] > 0}
+        return waiting if sum(waiting.values()) > 20 else None
+
+    waiting = wait_until(queues, timeout=120, interval=1, what="cars queueing during the rush")
+    g4 = sum(n for sid, n in waiting.items() if sid.startswith("g4-"))
+    assert g4 > 0, waiting
+
+
+def test_demo_stops_cleanly_on_ctrl_c(demo):
+    proc, api, log = demo
+    assert api("/healthz")["status"] == "ok"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    text = open(log).read()
+    assert "sessions completed" in text, text[-2000:]
+
+
+def test_malformed_network_file_names_the_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    good = open(REPO / "data" / "network" / "hunan.csv", encoding="utf-8").read().splitlines()
+    lines = good[:6]
+    cells = lines[4].split(",")
+    # Break one latitude on the fifth line.
+    header = lines[0].split(",")
+    cells[header.index("lat")] = "95.2"
+    lines[4] = ",".join(cells)
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = subprocess.run(
+        [str(BINARY), "demo", "--headless", "--network", str(bad), "--listen", f"127.0.0.1:{free_port()}",
+         "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode != 0
+    assert "line 5" in r.stderr and "95.2" in r.stderr, r.stderr
+
+
+def test_sim_retries_with_backoff_when_the_server_is_not_there(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BINARY), "sim", "--server", f"ws://127.0.0.1:{port}/ocpp", "--sim-hours", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        deadline = time.time() + 20
+        while time.time() < deadline and sum("retrying" in l for l in lines) < 3:
+            lines.append(proc.stdout.readline())
+        retries = [l for l in lines if "not reachable" in l and "retrying in" in l]
+        assert len(retries) >= 3, lines
+        delays = [float(l.split("retrying in ")[1].split(" s")[0]) for l in retries]
+        assert delays == sorted(delays) and delays[-1] > delays[0], f"no backoff: {delays}"
+    finally:
+        proc.kill()
+        proc.wait()
