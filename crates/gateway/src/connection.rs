@@ -45,6 +45,9 @@ pub(crate) struct Ctx {
     /// OCPP 2.0.1: whether each EVSE's transaction is in chargingState Charging, so that an
     /// Occupied connector can be shown as `charging`.
     pub evse_charging: HashMap<u32, bool>,
+    /// This charger's running sessions by transaction id, so meter values do not read the
+    /// store each time. The connection is the charger's only writer, so the copy stays true.
+    sessions: HashMap<String, Session>,
     next_message_id: u64,
 }
 
@@ -101,9 +104,77 @@ impl Ctx {
         }))
     }
 
-    pub async fn start_session(&self, new: &NewSession) -> Result<Session, CallFailure> {
+    /// A session of this charger by its transaction id, from the cache or the store.
+    pub async fn find_session(&mut self, reference: &str) -> Result<Option<Session>, CallFailure> {
+        if let Some(s) = self.sessions.get(reference) {
+            return Ok(Some(s.clone()));
+        }
+        let found = self
+            .gw
+            .store
+            .find_session(&self.charger_id, reference)
+            .await
+            .map_err(internal)?;
+        if let Some(s) = &found {
+            self.remember(s);
+        }
+        Ok(found)
+    }
+
+    fn remember(&mut self, s: &Session) {
+        if s.stopped_at.is_some() {
+            self.sessions.remove(&s.transaction_ref);
+            return;
+        }
+        // A charger runs a session per connector at most; more means stale entries from
+        // sessions the charger abandoned, which the store still has.
+        if self.sessions.len() >= 16 {
+            self.sessions.clear();
+        }
+        self.sessions.insert(s.transaction_ref.clone(), s.clone());
+    }
+
+    /// Records meter samples and a running session's energy so far in one commit.
+    pub async fn record_meter(
+        &mut self,
+        samples: &[chargeops_core::MeterSample],
+        energy: Option<(&Session, Option<i64>, Option<i64>)>,
+    ) -> Result<(), CallFailure> {
+        let store = &self.gw.store;
+        let write_samples = async {
+            if samples.is_empty() {
+                Ok(())
+            } else {
+                store.record_meter_samples(samples).await
+            }
+        };
+        let write_energy = async {
+            match energy {
+                Some((s, energy_wh, seq_no)) => {
+                    store.update_session_energy(s.id, energy_wh, seq_no).await
+                }
+                None => Ok(()),
+            }
+        };
+        // Both writes reach the store's writer together and share one commit.
+        tokio::try_join!(write_samples, write_energy).map_err(internal)?;
+        if let Some((s, energy_wh, seq_no)) = energy
+            && let Some(cached) = self.sessions.get_mut(&s.transaction_ref)
+        {
+            if energy_wh.is_some() {
+                cached.energy_wh = energy_wh;
+            }
+            if seq_no.is_some() {
+                cached.last_seq_no = seq_no.max(cached.last_seq_no);
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn start_session(&mut self, new: &NewSession) -> Result<Session, CallFailure> {
         let started = self.gw.store.start_session(new).await.map_err(internal)?;
         let s = started.session;
+        self.remember(&s);
         if started.created {
             tracing::info!(charger_id = %self.charger_id, session_id = s.id, transaction = %s.transaction_ref, "session started");
             self.gw.live.publish(Event::SessionStarted {
@@ -245,6 +316,7 @@ pub(crate) async fn run(
         version,
         registration: charger.registration,
         evse_charging: HashMap::new(),
+        sessions: HashMap::new(),
         next_message_id: 0,
     };
     let mut pending: Option<Pending> = None;

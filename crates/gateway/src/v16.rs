@@ -172,12 +172,7 @@ async fn start(ctx: &mut Ctx, req: v16::StartTransactionRequest) -> Result<Value
 
 async fn stop(ctx: &mut Ctx, req: v16::StopTransactionRequest) -> Result<Value, CallFailure> {
     let reference = req.transaction_id.to_string();
-    let session = ctx
-        .gw
-        .store
-        .find_session(&ctx.charger_id, &reference)
-        .await
-        .map_err(internal)?;
+    let session = ctx.find_session(&reference).await?;
     let answer = match &req.id_tag {
         Some(tag) => json!({ "idTagInfo": id_tag_info(ctx.authorize(tag).await?) }),
         None => json!({}),
@@ -190,11 +185,7 @@ async fn stop(ctx: &mut Ctx, req: v16::StopTransactionRequest) -> Result<Value, 
     };
     if let Some(data) = &req.transaction_data {
         let samples = samples(ctx, session.evse_id, Some(session.id), data);
-        ctx.gw
-            .store
-            .record_meter_samples(&samples)
-            .await
-            .map_err(internal)?;
+        ctx.record_meter(&samples, None).await?;
     }
     let reason = req.reason.as_ref().map(wire).or(Some("Local".to_owned()));
     ctx.stop_session(
@@ -214,12 +205,7 @@ async fn stop(ctx: &mut Ctx, req: v16::StopTransactionRequest) -> Result<Value, 
 async fn meter_values(ctx: &mut Ctx, req: v16::MeterValuesRequest) -> Result<Value, CallFailure> {
     let connector = index(req.connector_id, "connectorId")?;
     let session = match req.transaction_id {
-        Some(tx) => ctx
-            .gw
-            .store
-            .find_session(&ctx.charger_id, &tx.to_string())
-            .await
-            .map_err(internal)?,
+        Some(tx) => ctx.find_session(&tx.to_string()).await?,
         None => None,
     };
     let samples = samples(
@@ -228,21 +214,13 @@ async fn meter_values(ctx: &mut Ctx, req: v16::MeterValuesRequest) -> Result<Val
         session.as_ref().map(|s| s.id),
         &req.meter_value,
     );
-    ctx.gw
-        .store
-        .record_meter_samples(&samples)
-        .await
-        .map_err(internal)?;
-    if let Some(s) = session
-        && let Some(register) = energy_register(&samples)
-    {
-        let energy = s.meter_start_wh.map(|start| register - start);
-        ctx.gw
-            .store
-            .update_session_energy(s.id, energy, None)
-            .await
-            .map_err(internal)?;
-    }
+    let energy = match (&session, energy_register(&samples)) {
+        (Some(s), Some(register)) if s.stopped_at.is_none() => {
+            Some((s, s.meter_start_wh.map(|start| register - start), None))
+        }
+        _ => None,
+    };
+    ctx.record_meter(&samples, energy).await?;
     Ok(json!({}))
 }
 

@@ -54,11 +54,7 @@ pub(crate) async fn handle(
             let req: v201::MeterValuesRequest = parse(payload)?;
             let evse = index(req.evse_id, "evseId")?;
             let samples = samples(ctx, evse, 0, None, &req.meter_value);
-            ctx.gw
-                .store
-                .record_meter_samples(&samples)
-                .await
-                .map_err(internal)?;
+            ctx.record_meter(&samples, None).await?;
             Ok(json!({}))
         }
         "DataTransfer" => {
@@ -168,12 +164,7 @@ async fn transaction_event(
     let reference = info.transaction_id.clone();
     let seq_no = req.seq_no as i64;
     let id_tag = req.id_token.as_ref().map(|t| t.id_token.clone());
-    let existing = ctx
-        .gw
-        .store
-        .find_session(&ctx.charger_id, &reference)
-        .await
-        .map_err(internal)?;
+    let existing = ctx.find_session(&reference).await?;
     let (evse, connector) = match (&req.evse, &existing) {
         (Some(e), _) => (
             index(e.id, "evse/id")?,
@@ -223,15 +214,10 @@ async fn transaction_event(
             ..s
         })
         .collect();
-    ctx.gw
-        .store
-        .record_meter_samples(&samples)
-        .await
-        .map_err(internal)?;
-
     let fresh = session.last_seq_no.is_none_or(|last| seq_no > last);
     match event.as_str() {
         "Ended" => {
+            ctx.record_meter(&samples, None).await?;
             ctx.stop_session(
                 session.id,
                 &SessionStop {
@@ -246,17 +232,14 @@ async fn transaction_event(
             refresh_evse(ctx, session.evse_id, false).await?;
         }
         _ => {
-            if fresh && event != "Started" {
+            let energy = (fresh && event != "Started").then(|| {
                 let energy = match (register, session.meter_start_wh) {
                     (Some(r), Some(start)) => Some(r - start),
                     _ => None,
                 };
-                ctx.gw
-                    .store
-                    .update_session_energy(session.id, energy, Some(seq_no))
-                    .await
-                    .map_err(internal)?;
-            }
+                (&session, energy, Some(seq_no))
+            });
+            ctx.record_meter(&samples, energy).await?;
             if let Some(state) = &info.charging_state {
                 refresh_evse(ctx, session.evse_id, wire(state) == "Charging").await?;
             }
