@@ -341,15 +341,11 @@ impl SimCharger {
             // Offline on purpose: apply commands locally until the time comes to reconnect.
             if let Some(until) = state.offline_until {
                 let wait = self.clock.real_duration(until - self.clock.now());
-                let deadline = Instant::now() + wait;
-                loop {
-                    tokio::select! {
-                        cmd = rx.recv() => match cmd {
-                            Some(cmd) => self.apply_offline(&mut state, cmd),
-                            None => return,
-                        },
-                        _ = tokio::time::sleep_until(deadline) => break,
-                    }
+                if !self
+                    .offline_until(&mut state, &mut rx, Instant::now() + wait)
+                    .await
+                {
+                    return;
                 }
                 state.offline_until = None;
             }
@@ -365,15 +361,11 @@ impl SimCharger {
                     inc(&self.stats.errors);
                     tracing::debug!(charger_id = %self.id, error = %e, ?backoff, "connect failed; retrying");
                     // Commands keep flowing while the charger cannot reach the server.
-                    let deadline = Instant::now() + backoff;
-                    loop {
-                        tokio::select! {
-                            cmd = rx.recv() => match cmd {
-                                Some(cmd) => self.apply_offline(&mut state, cmd),
-                                None => return,
-                            },
-                            _ = tokio::time::sleep_until(deadline) => break,
-                        }
+                    if !self
+                        .offline_until(&mut state, &mut rx, Instant::now() + backoff)
+                        .await
+                    {
+                        return;
                     }
                     backoff = (backoff * 2).min(StdDuration::from_secs(30));
                     continue;
@@ -396,18 +388,34 @@ impl SimCharger {
                     tracing::debug!(charger_id = %self.id, error = %e, ?backoff, "connection lost; reconnecting");
                     // Like a real charger, wait before trying again so that a server refusing
                     // us does not become a reconnect storm.
-                    let deadline = Instant::now() + backoff;
-                    loop {
-                        tokio::select! {
-                            cmd = rx.recv() => match cmd {
-                                Some(cmd) => self.apply_offline(&mut state, cmd),
-                                None => return,
-                            },
-                            _ = tokio::time::sleep_until(deadline) => break,
-                        }
+                    if !self
+                        .offline_until(&mut state, &mut rx, Instant::now() + backoff)
+                        .await
+                    {
+                        return;
                     }
                     backoff = (backoff * 2).min(StdDuration::from_secs(30));
                 }
+            }
+        }
+    }
+
+    /// Runs the charger without a connection until `deadline`: commands keep coming and are
+    /// applied locally, what the server must hear waits in the backlog. False when the fleet
+    /// stopped meanwhile.
+    async fn offline_until(
+        &self,
+        state: &mut State,
+        rx: &mut mpsc::Receiver<Cmd>,
+        deadline: Instant,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.apply_offline(state, cmd),
+                    None => return false,
+                },
+                _ = tokio::time::sleep_until(deadline) => return true,
             }
         }
     }
