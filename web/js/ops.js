@@ -4,6 +4,7 @@ import { takeToken, setToken, clearToken, api, openEvents, AuthError } from './a
 import { Network } from './stations.js';
 import { MapView } from './map.js';
 import { StationPanel } from './panel.js';
+import { ForecastLayer } from './forecast.js';
 import { el, nameLines, directionLabel, STATES, total, formatEnergy, fmtInt } from './names.js';
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 const net = new Network();
 let map;
 let panel;
+let forecast;
 let events = null;
 let summary = null;
 let started = false;
@@ -306,6 +308,7 @@ async function start() {
     await Promise.all([loadGeo(), loadStations(), loadSummary()]);
     renderAttention();
     connectEvents();
+    forecast.load();
     const m = location.hash.match(/station=([^&]+)/);
     if (m) select(decodeURIComponent(m[1]), { center: true });
     // A slow safety net: re-read everything now and then in case an event was lost.
@@ -332,6 +335,10 @@ function init() {
       map.focusMarker(id);
     },
     onError: failed,
+  });
+  forecast = new ForecastLayer({
+    root: $('forecast'), map, stations: net.stations, onError: failed,
+    onSelect: (id) => select(id, { center: true }),
   });
   buildLegend();
   bindSearch();

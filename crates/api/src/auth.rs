@@ -19,14 +19,29 @@ use crate::{ApiError, AppState};
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// The field crew a `crew` token acts for.
+    pub crew_id: Option<String>,
 }
 
 impl Caller {
-    /// Operators and admins change things; viewers only read.
+    /// Operators and admins change the network (stations, chargers, commands, id tags);
+    /// everyone else only reads it. What agents, dispatchers and crews may do to cases is
+    /// decided in `ops`.
     pub fn require_write(&self) -> Result<(), ApiError> {
         match self.role {
             Role::Admin | Role::Operator => Ok(()),
-            Role::Viewer => Err(ApiError::forbidden()),
+            Role::Viewer | Role::Agent | Role::Dispatcher | Role::Crew => {
+                Err(ApiError::forbidden())
+            }
+        }
+    }
+
+    /// Passes when the caller's role is one of `roles`.
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
         }
     }
 }
@@ -89,6 +104,7 @@ pub(crate) async fn require_token(
     req.extensions_mut().insert(Caller {
         name: found.name,
         role: found.role,
+        crew_id: found.crew_id,
     });
     Ok(next.run(req).await)
 }

@@ -6,6 +6,8 @@
 
 mod auth;
 mod error;
+pub mod forecast;
+pub mod ops;
 mod routes;
 mod web;
 
@@ -32,6 +34,10 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub started: Instant,
     pub(crate) tokens: auth::TokenCache,
+    /// Fitted forecasts and the session history behind them (Chinese holiday calendar).
+    pub forecasts: forecast::Forecasts,
+    /// The operations loop: cases, crews, detection settings.
+    pub ops: ops::OpsState,
 }
 
 impl AppState {
@@ -42,6 +48,8 @@ impl AppState {
             gateway,
             started: Instant::now(),
             tokens: auth::TokenCache::default(),
+            forecasts: forecast::Forecasts::default(),
+            ops: ops::OpsState::default(),
         })
     }
 }
@@ -70,11 +78,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/id-tags/{tag}", delete(routes::delete_id_tag))
         .route("/events", get(routes::events))
+        .route("/stations/{id}/forecast", get(forecast::station_forecast))
+        .route("/stations/{id}/best-time", get(forecast::best_time))
+        .route("/stations/{id}/plan", get(forecast::station_plan))
+        .route("/forecast/warnings", get(forecast::warnings))
+        .route("/forecast/map", get(forecast::map_forecast))
+        .route("/cases", get(ops::list_cases).post(ops::create_case))
+        .route("/cases/stats", get(ops::case_stats))
+        .route("/cases/stats.csv", get(ops::case_stats_csv))
+        .route("/cases/{id}", get(ops::get_case))
+        .route("/cases/{id}/actions/{action}", post(ops::case_action))
+        .route("/cases/{id}/proposals", get(ops::proposals))
+        .route("/cases/{id}/remote/{command}", post(ops::remote))
+        .route("/crews", get(ops::list_crews).post(ops::upsert_crew))
+        .route("/faq", get(ops::faq))
+        .route("/tokens", post(ops::create_token))
+        .route("/me", get(ops::me))
+        .route("/audit", get(ops::list_audit))
+        // Inside the token check, so every change is audited with who asked for it.
+        .route_layer(middleware::from_fn_with_state(state.clone(), ops::audit))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
-        .route("/openapi.json", get(routes::openapi));
+        .route("/openapi.json", get(routes::openapi))
+        .route("/public/stations/{id}/best-time", get(forecast::best_time));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(routes::healthz))
@@ -99,6 +127,24 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/id-tags/{tag}",
     "/api/v1/events",
     "/api/v1/openapi.json",
+    "/api/v1/stations/{id}/forecast",
+    "/api/v1/stations/{id}/best-time",
+    "/api/v1/stations/{id}/plan",
+    "/api/v1/forecast/warnings",
+    "/api/v1/forecast/map",
+    "/api/v1/public/stations/{id}/best-time",
+    "/api/v1/cases",
+    "/api/v1/cases/stats",
+    "/api/v1/cases/stats.csv",
+    "/api/v1/cases/{id}",
+    "/api/v1/cases/{id}/actions/{action}",
+    "/api/v1/cases/{id}/proposals",
+    "/api/v1/cases/{id}/remote/{command}",
+    "/api/v1/crews",
+    "/api/v1/faq",
+    "/api/v1/tokens",
+    "/api/v1/me",
+    "/api/v1/audit",
     // Served by `web`: what the operations map and the driver page need.
     "/api/v1/map/config",
     "/api/v1/network/summary",

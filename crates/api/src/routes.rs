@@ -566,16 +566,21 @@ pub(crate) async fn events(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.live.subscribe();
     let stream = stream::unfold(rx, |mut rx| async move {
-        let sse = match rx.recv().await {
-            Ok(event) => {
-                let data = serde_json::to_string(&event).unwrap_or_default();
-                SseEvent::default().event(event.kind()).data(data)
-            }
-            // A slow reader missed events: tell it, so it can re-read the full state.
-            Err(RecvError::Lagged(n)) => SseEvent::default()
-                .event("lagged")
-                .data(json!({ "missed": n }).to_string()),
-            Err(RecvError::Closed) => return None,
+        let sse = loop {
+            break match rx.recv().await {
+                // Meter readings are for fault detection inside the platform; at a network's
+                // volume they would drown the feed.
+                Ok(chargeops_core::Event::MeterReading { .. }) => continue,
+                Ok(event) => {
+                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    SseEvent::default().event(event.kind()).data(data)
+                }
+                // A slow reader missed events: tell it, so it can re-read the full state.
+                Err(RecvError::Lagged(n)) => SseEvent::default()
+                    .event("lagged")
+                    .data(json!({ "missed": n }).to_string()),
+                Err(RecvError::Closed) => return None,
+            };
         };
         Some((Ok(sse), rx))
     });

@@ -56,9 +56,11 @@ const GEOJSON: &str = "application/geo+json";
 static ASSETS: &[Asset] = &[
     asset!("index.html", HTML),
     asset!("driver.html", HTML),
+    asset!("plan.html", HTML),
     asset!("css/base.css", CSS),
     asset!("css/ops.css", CSS),
     asset!("css/driver.css", CSS),
+    asset!("css/plan.css", CSS),
     asset!("js/api.js", JS),
     asset!("js/names.js", JS),
     asset!("js/stations.js", JS),
@@ -67,6 +69,8 @@ static ASSETS: &[Asset] = &[
     asset!("js/panel.js", JS),
     asset!("js/chart.js", JS),
     asset!("js/driver.js", JS),
+    asset!("js/forecast.js", JS),
+    asset!("js/plan.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("geo/hunan.geojson", GEOJSON),
     asset!("geo/hunan-prefectures.geojson", GEOJSON),
@@ -180,6 +184,10 @@ async fn driver(headers: HeaderMap) -> Response {
     serve("driver.html", &headers)
 }
 
+async fn plan_page(headers: HeaderMap) -> Response {
+    serve("plan.html", &headers)
+}
+
 async fn favicon(headers: HeaderMap) -> Response {
     serve("favicon.svg", &headers)
 }
@@ -200,6 +208,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(index))
         .route("/driver", get(driver))
+        .route("/plan", get(plan_page))
         .route("/favicon.ico", get(favicon))
         .route("/assets/{*path}", get(assets))
         .route("/api/v1/public/stations", get(public_stations))

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use chargeops_gateway::{GatewayConfig, RegistrationPolicy};
+use chargeops_gateway::{GatewayConfig, RegistrationPolicy, YkcConfig};
+use chargeops_ykc::CrcOrder;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +26,17 @@ pub struct Config {
     pub log: String,
     /// Admin API token; prefer the environment variable over writing it in a file.
     pub admin_token: Option<String>,
+    /// Address of the YKC (云快充) TCP listener; no listener when unset.
+    pub ykc_listen: Option<SocketAddr>,
+    /// A YKC connection silent this long is closed and its charger shown offline (three
+    /// missed 10-second heartbeats).
+    pub ykc_heartbeat_timeout_secs: u64,
+    /// CRC byte order on YKC frames we send: "low-first" (the protocol text) or "high-first".
+    /// Both are accepted from chargers.
+    pub ykc_crc_order: String,
+    /// The operations loop: detection thresholds, SLAs, dispatch (`[ops]` in TOML,
+    /// `CHARGEOPS_OPS_*` in the environment).
+    pub ops: chargeops_ops::OpsConfig,
 }
 
 impl Default for Config {
@@ -40,6 +52,10 @@ impl Default for Config {
             ping_interval_secs: gw.ping_interval.as_secs(),
             log: "info".to_owned(),
             admin_token: None,
+            ykc_listen: None,
+            ykc_heartbeat_timeout_secs: YkcConfig::default().heartbeat_timeout.as_secs(),
+            ykc_crc_order: "low-first".to_owned(),
+            ops: chargeops_ops::OpsConfig::default(),
         }
     }
 }
@@ -65,6 +81,12 @@ pub struct Overrides {
     /// Heartbeat interval given to chargers at boot [default: 300]
     #[arg(long, value_name = "SECS")]
     pub heartbeat_interval_secs: Option<u64>,
+    /// Listen for YKC (云快充) chargers over TCP on this address [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub ykc_listen: Option<SocketAddr>,
+    /// Seconds of silence after which a YKC charger is disconnected and shown offline [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub ykc_heartbeat_timeout_secs: Option<u64>,
 }
 
 impl Config {
@@ -88,6 +110,12 @@ impl Config {
         }
         if let Some(v) = o.heartbeat_interval_secs {
             config.heartbeat_interval_secs = v;
+        }
+        if let Some(v) = o.ykc_listen {
+            config.ykc_listen = Some(v);
+        }
+        if let Some(v) = o.ykc_heartbeat_timeout_secs {
+            config.ykc_heartbeat_timeout_secs = v;
         }
         config.validate()?;
         Ok(config)
@@ -125,12 +153,22 @@ impl Config {
         if let Some(v) = var("CHARGEOPS_MAX_FRAME_BYTES") {
             self.max_frame_bytes = parse("CHARGEOPS_MAX_FRAME_BYTES", v)?;
         }
+        if let Some(v) = var("CHARGEOPS_YKC_LISTEN").filter(|v| !v.is_empty()) {
+            self.ykc_listen = Some(parse("CHARGEOPS_YKC_LISTEN", v)?);
+        }
+        if let Some(v) = var("CHARGEOPS_YKC_HEARTBEAT_TIMEOUT_SECS") {
+            self.ykc_heartbeat_timeout_secs = parse("CHARGEOPS_YKC_HEARTBEAT_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("CHARGEOPS_YKC_CRC_ORDER") {
+            self.ykc_crc_order = v;
+        }
         if let Some(v) = var("CHARGEOPS_LOG") {
             self.log = v;
         }
         if let Some(v) = var("CHARGEOPS_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             self.admin_token = Some(v);
         }
+        self.ops.apply_env(&var).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -141,6 +179,12 @@ impl Config {
         if self.heartbeat_interval_secs == 0 {
             bail!("heartbeat_interval_secs must be at least 1");
         }
+        if self.ykc_heartbeat_timeout_secs == 0 {
+            bail!("ykc_heartbeat_timeout_secs must be at least 1");
+        }
+        if let Err(e) = self.ykc_crc_order.parse::<CrcOrder>() {
+            bail!("invalid ykc_crc_order: {e}");
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_frame_bytes) {
             bail!("max_frame_bytes must be between 1 KiB and 16 MiB");
         }
@@ -149,7 +193,17 @@ impl Config {
         {
             bail!("the admin token must be at least 16 characters");
         }
+        self.ops.validate().map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// The YKC listener's settings.
+    pub fn ykc(&self) -> YkcConfig {
+        YkcConfig {
+            heartbeat_timeout: Duration::from_secs(self.ykc_heartbeat_timeout_secs.max(1)),
+            crc_order: self.ykc_crc_order.parse().unwrap_or_default(),
+            ..YkcConfig::default()
+        }
     }
 
     pub fn gateway(&self) -> GatewayConfig {
@@ -180,6 +234,22 @@ mod tests {
             c.apply_env(|k| (k == "CHARGEOPS_LISTEN").then(|| "nope".to_owned()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn ykc_settings() {
+        let mut c = Config::default();
+        assert_eq!(c.ykc_listen, None);
+        c.apply_env(|k| match k {
+            "CHARGEOPS_YKC_LISTEN" => Some("127.0.0.1:8767".to_owned()),
+            "CHARGEOPS_YKC_CRC_ORDER" => Some("high-first".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.ykc_listen.map(|a| a.port()), Some(8767));
+        assert_eq!(c.ykc().crc_order, CrcOrder::HighFirst);
+        c.ykc_crc_order = "sideways".to_owned();
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -64,6 +64,27 @@ pub struct DemoArgs {
     /// Do not open a browser
     #[arg(long)]
     pub headless: bool,
+    /// Weeks of simulated session history written before the start, for the forecasts
+    /// (0: none; skipped when the data directory has it already)
+    #[arg(long, value_name = "WEEKS", default_value_t = 8)]
+    pub history_weeks: u32,
+}
+
+/// `chargeops sim`: the fleet against a server, or a subcommand.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimCli {
+    #[command(subcommand)]
+    pub cmd: Option<SimCmd>,
+    #[command(flatten)]
+    pub run: Option<SimArgs>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SimCmd {
+    /// The traffic engine run over past weeks without OCPP, written as the canonical session
+    /// CSV (site,charger,connector,start,end,kwh) for `chargeops forecast eval`.
+    History(chargeops_sim::history::HistoryArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -177,6 +198,91 @@ async fn seed(store: &Arc<dyn Store>, network: &NetworkSpec, secret: &str) -> Re
     Ok(())
 }
 
+/// Sessions a history import writes in one transaction: big enough that each commit amortises
+/// the index pages it touches, and nothing else is writing before the platform starts.
+const HISTORY_CHUNK: usize = 100_000;
+
+/// Runs the traffic engine over the `weeks` before `end` without OCPP and bulk-imports the
+/// sessions, so the forecasts have a past to learn from. A data directory that already holds
+/// sessions in the last hour before `end` keeps its history.
+async fn seed_history(
+    store: &Arc<dyn Store>,
+    network: &NetworkSpec,
+    traffic: &TrafficArgs,
+    end: chrono::DateTime<Utc>,
+    weeks: u32,
+) -> Result<()> {
+    use chargeops_sim::history::{HistorySpec, generate};
+    use chargeops_store::ImportedSession;
+
+    if !store
+        .session_spans(None, end - Duration::hours(1), end)
+        .await?
+        .is_empty()
+    {
+        eprintln!("history: the data directory has it already");
+        return Ok(());
+    }
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}%")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("simulating {weeks} weeks of history"));
+    let spec = HistorySpec {
+        scenario: traffic.scenario,
+        end,
+        weeks,
+        seed: traffic.seed,
+        fault_rate: traffic.fault_rate,
+        disconnect_rate: traffic.disconnect_rate,
+    };
+    let t0 = std::time::Instant::now();
+    let sessions = {
+        let (network, bar) = (network.clone(), bar.clone());
+        tokio::task::spawn_blocking(move || {
+            generate(&network, &spec, |f| bar.set_position((f * 500.0) as u64))
+        })
+        .await
+        .context("history task failed")?
+    };
+    let simulated = t0.elapsed();
+    bar.set_message(format!("importing {} sessions", sessions.len()));
+    let t1 = std::time::Instant::now();
+    let mut added = 0;
+    let mut done = 0;
+    for chunk in sessions.chunks(HISTORY_CHUNK) {
+        let mut rows: Vec<ImportedSession> = chunk
+            .iter()
+            .map(|s| ImportedSession {
+                charger_id: s.charger_id(network),
+                evse_id: 1,
+                connector_id: 1,
+                transaction_ref: s.transaction_ref(traffic.seed),
+                id_tag: Some(s.id_tag()),
+                started_at: s.start,
+                stopped_at: Some(s.end),
+                energy_wh: Some(s.energy_wh),
+                stop_reason: s.interrupted.then(|| "EmergencyStop".to_owned()),
+            })
+            .collect();
+        // Grouped by charger, the per-charger indexes take the rows page by page.
+        rows.sort_by(|a, b| (&a.charger_id, a.started_at).cmp(&(&b.charger_id, b.started_at)));
+        added += store.import_sessions(&rows).await?;
+        done += chunk.len();
+        bar.set_position(500 + (500 * done / sessions.len().max(1)) as u64);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "history: {added} sessions over {weeks} weeks before {} (simulated in {:.1} s, imported in {:.1} s)",
+        end.with_timezone(&chargeops_sim::traffic::cst())
+            .format("%Y-%m-%d %H:%M"),
+        simulated.as_secs_f64(),
+        t1.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
 fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -252,6 +358,13 @@ fn check_traffic(t: &TrafficArgs) -> Result<()> {
 
 pub async fn demo(args: DemoArgs) -> Result<()> {
     check_traffic(&args.traffic)?;
+    if args.history_weeks > chargeops_sim::history::MAX_WEEKS {
+        bail!(
+            "--history-weeks must be at most {}",
+            chargeops_sim::history::MAX_WEEKS
+        );
+    }
+    let start = args.traffic.scenario.start(Utc::now());
     let network = load_network(args.traffic.network.as_ref())?;
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
@@ -288,6 +401,11 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         seed(&store, &network, &secret)
             .await
             .context("failed to write the demo network")?;
+        if args.history_weeks > 0 {
+            seed_history(&store, &network, &args.traffic, start, args.history_weeks)
+                .await
+                .context("failed to write the simulated history")?;
+        }
     }
 
     let token = std::env::var("CHARGEOPS_ADMIN_TOKEN")
@@ -303,7 +421,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         ..Config::default()
     };
     serve::init_tracing(&config.log);
-    let clock = Clock::simulated(args.traffic.scenario.start(Utc::now()), args.traffic.speed);
+    let clock = Clock::simulated(start, args.traffic.speed);
     let platform = serve::start(&config, clock).await?;
     let addr = platform.addr;
     let url = format!("http://{addr}/#token={token}");

@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod plan;
 mod serve;
 
 use anyhow::Result;
@@ -27,8 +28,11 @@ enum Cmd {
     /// The province demo: the platform, the Hunan highway network, simulated chargers and
     /// traffic, and the live operations map.
     Demo(demo::DemoArgs),
-    /// Only the simulated chargers and traffic, against any OCPP server.
-    Sim(demo::SimArgs),
+    /// Only the simulated chargers and traffic, against any OCPP server; or, with `history`,
+    /// the simulated past as a session log.
+    Sim(demo::SimCli),
+    /// A station's plan for a peak period, from the history in the data directory.
+    Plan(plan::PlanArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -41,6 +45,8 @@ enum Cmd {
 enum BenchCmd {
     /// Simulated OCPP 1.6 chargers against a server: messages per second, latency, memory.
     Ocpp(chargeops_sim::bench::OcppBenchArgs),
+    /// Robot dispatch in a lot: FIFO, nearest-idle and chargeops on an arrival trace.
+    Dispatch(chargeops_dispatch::cli::DispatchBenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -55,9 +61,20 @@ fn main() -> Result<()> {
             rt.block_on(serve::run(config))
         }
         Cmd::Demo(args) => runtime()?.block_on(demo::demo(args)),
-        Cmd::Sim(args) => {
+        Cmd::Sim(demo::SimCli {
+            cmd: Some(demo::SimCmd::History(args)),
+            ..
+        }) => chargeops_sim::history::run_history(&args),
+        Cmd::Sim(demo::SimCli {
+            run: Some(args), ..
+        }) => {
             serve::init_tracing("warn");
             runtime()?.block_on(demo::sim(args))
+        }
+        Cmd::Sim(_) => anyhow::bail!("chargeops sim needs --server URL, or the history subcommand"),
+        Cmd::Plan(args) => {
+            serve::init_tracing("warn");
+            runtime()?.block_on(plan::run(args))
         }
         Cmd::Forecast(cmd) => {
             serve::init_tracing("warn");
@@ -70,6 +87,7 @@ fn main() -> Result<()> {
                 .build()?;
             rt.block_on(chargeops_sim::bench::run_ocpp(args))
         }
+        Cmd::Bench(BenchCmd::Dispatch(args)) => Ok(chargeops_dispatch::cli::run(args)?),
     }
 }
 

@@ -93,7 +93,18 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     }
 
     let gateway = Gateway::new(store.clone(), live.clone(), config.gateway());
+    if let Some(ykc_addr) = config.ykc_listen {
+        let ykc = tokio::net::TcpListener::bind(ykc_addr)
+            .await
+            .with_context(|| format!("failed to listen for YKC on {ykc_addr}"))?;
+        tokio::spawn(chargeops_gateway::serve_ykc(
+            gateway.clone(),
+            ykc,
+            config.ykc(),
+        ));
+    }
     let state = chargeops_api::AppState::new(store, live.clone(), gateway.clone());
+    chargeops_api::ops::start(&state, config.ops.clone());
     let app = gateway.router().merge(chargeops_api::router(state));
 
     let listener = tokio::net::TcpListener::bind(config.listen)

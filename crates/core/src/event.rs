@@ -52,6 +52,46 @@ pub enum Event {
         connector_id: u32,
         energy_wh: Option<i64>,
         reason: Option<String>,
+        /// What the session cost, in the network's currency, when the charger's protocol
+        /// bills (YKC transaction records carry time-of-use amounts); absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cost: Option<f64>,
+        at: DateTime<Utc>,
+    },
+    /// A charger's meter reading of one EVSE: the energy register and the power, when the
+    /// message carried them. High volume; the SSE feed leaves it out.
+    MeterReading {
+        charger_id: String,
+        station_id: String,
+        evse_id: u32,
+        session_id: Option<i64>,
+        energy_wh: Option<i64>,
+        power_w: Option<f64>,
+        at: DateTime<Utc>,
+    },
+    /// A charger booted (BootNotification), whatever its registration.
+    ChargerBooted {
+        charger_id: String,
+        station_id: String,
+        at: DateTime<Utc>,
+    },
+    /// A command to a charger was rejected, errored or not answered in time.
+    CommandFailed {
+        charger_id: String,
+        station_id: String,
+        command: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// An operations case was opened or changed state (`kind` and `state` as the cases API
+    /// names them).
+    CaseChanged {
+        case_id: i64,
+        station_id: String,
+        charger_id: Option<String>,
+        kind: String,
+        state: String,
+        crew_id: Option<String>,
         at: DateTime<Utc>,
     },
 }
@@ -66,6 +106,10 @@ impl Event {
             Event::SessionStarted { .. } => "session_started",
             Event::SessionStopped { .. } => "session_stopped",
             Event::QueueChanged { .. } => "queue_changed",
+            Event::MeterReading { .. } => "meter_reading",
+            Event::ChargerBooted { .. } => "charger_booted",
+            Event::CommandFailed { .. } => "command_failed",
+            Event::CaseChanged { .. } => "case_changed",
         }
     }
 }

@@ -4,13 +4,16 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The OCPP version a charger speaks, as negotiated on the WebSocket subprotocol.
+/// The protocol a charger speaks: an OCPP version as negotiated on the WebSocket subprotocol,
+/// or YKC (云快充, binary over TCP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Protocol {
     #[serde(rename = "ocpp1.6")]
     Ocpp16,
     #[serde(rename = "ocpp2.0.1")]
     Ocpp201,
+    #[serde(rename = "ykc")]
+    Ykc,
 }
 
 impl Protocol {
@@ -18,6 +21,7 @@ impl Protocol {
         match self {
             Protocol::Ocpp16 => "ocpp1.6",
             Protocol::Ocpp201 => "ocpp2.0.1",
+            Protocol::Ykc => "ykc",
         }
     }
 
@@ -25,6 +29,7 @@ impl Protocol {
         match s {
             "ocpp1.6" => Some(Protocol::Ocpp16),
             "ocpp2.0.1" => Some(Protocol::Ocpp201),
+            "ykc" => Some(Protocol::Ykc),
             _ => None,
         }
     }
@@ -271,6 +276,12 @@ pub enum Role {
     Admin,
     Operator,
     Viewer,
+    /// Hotline agent: looks stations up, opens cases from calls, follows them.
+    Agent,
+    /// Assigns crews to cases, closes them.
+    Dispatcher,
+    /// A field crew member: works the orders of their own crew (`ApiToken::crew_id`).
+    Crew,
 }
 
 impl Role {
@@ -279,6 +290,9 @@ impl Role {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
+            Role::Agent => "agent",
+            Role::Dispatcher => "dispatcher",
+            Role::Crew => "crew",
         }
     }
 
@@ -287,6 +301,9 @@ impl Role {
             "admin" => Some(Role::Admin),
             "operator" => Some(Role::Operator),
             "viewer" => Some(Role::Viewer),
+            "agent" => Some(Role::Agent),
+            "dispatcher" => Some(Role::Dispatcher),
+            "crew" => Some(Role::Crew),
             _ => None,
         }
     }
@@ -300,4 +317,7 @@ pub struct ApiToken {
     #[serde(skip)]
     pub token_hash: String,
     pub created_at: DateTime<Utc>,
+    /// The field crew a `crew` token acts for.
+    #[serde(default)]
+    pub crew_id: Option<String>,
 }

@@ -125,6 +125,9 @@ pub fn run(cmd: ForecastCmd) -> Result<(), ForecastError> {
             };
             let calendar = calendar_for(args.calendar.as_deref(), zone)?;
             let mut opts = EvalOptions::new(calendar);
+            // Holiday hours are scored apart on the region's own calendar, so that runs with
+            // `--calendar none` and with the calendar compare on the same hours.
+            opts.holidays = Some(calendar_for(None, zone)?).filter(|c| !c.is_empty());
             opts.progress = std::io::stderr().is_terminal();
             let (result, dump) = evaluate(&sessions, &opts)?;
             if let Some(path) = &args.dump {

@@ -44,6 +44,9 @@ pub struct EvalOptions {
     pub min_history_days: i64,
     pub model: ModelConfig,
     pub progress: bool,
+    /// Target hours on this calendar's holidays are also scored apart (`EvalReport::holidays`),
+    /// whatever calendar the model is given, so runs with and without one compare.
+    pub holidays: Option<Calendar>,
 }
 
 impl EvalOptions {
@@ -55,6 +58,7 @@ impl EvalOptions {
             min_history_days: 56,
             model: ModelConfig::default(),
             progress: false,
+            holidays: None,
         }
     }
 }
@@ -108,6 +112,9 @@ pub struct EvalReport {
     pub fit_time: Duration,
     /// Share of target hours with occupancy exactly 0.
     pub zero_share: f64,
+    /// Scores over the target hours on holidays of `EvalOptions::holidays` (all horizons
+    /// together), per method, and how many site-hour targets that is; `None` without any.
+    pub holidays: Option<(Vec<Score>, usize)>,
 }
 
 /// The series and origins of an evaluation, for an outside tool to score the same targets.
@@ -179,6 +186,10 @@ impl EvalReport {
             "zero_share": self.zero_share,
             "first_origin": self.origins.first(),
             "last_origin": self.origins.last(),
+            "holidays": self.holidays.as_ref().map(|(scores, hours)| json!({
+                "site_hour_targets": hours,
+                "scores": Value::Object(methods(scores)),
+            })),
             "fit_seconds": self.fit_time.as_secs_f64(),
             "fit_seconds_per_origin": self.fit_time.as_secs_f64() / self.origins.len().max(1) as f64,
             "methods": METHODS,
@@ -224,6 +235,19 @@ impl EvalReport {
                 }
             }
             row("1-24".into(), &means);
+        }
+        if let Some((scores, hours)) = &self.holidays {
+            out.push_str(&format!(
+                "\non holidays ({hours} site-hour targets, all horizons):\n"
+            ));
+            for (metric, pick) in [("MAE", 0), ("RMSE", 1)] {
+                out.push_str(&format!("{metric:<6}"));
+                for v in scores {
+                    let v = if pick == 0 { v.mae } else { v.rmse };
+                    out.push_str(&format!(" {v:>20.4}"));
+                }
+                out.push('\n');
+            }
         }
         let coverage = self.coverage.iter().sum::<f64>() / self.coverage.len().max(1) as f64;
         out.push_str(&format!(
@@ -298,6 +322,13 @@ pub fn evaluate(
     };
 
     let mut acc = vec![vec![Acc::default(); METHODS.len()]; h_max];
+    let mut on_holidays = vec![Acc::default(); METHODS.len()];
+    let holiday_hour = |hour: i64| {
+        opts.holidays.as_ref().is_some_and(|cal| {
+            let date = cal.zone().to_local(hour_instant(hour)).date();
+            cal.kind(date) == Some(crate::calendar::DayKind::Holiday)
+        })
+    };
     let mut covered = vec![0usize; h_max];
     let mut counted = vec![0usize; h_max];
     let mut fit_time = Duration::ZERO;
@@ -331,6 +362,11 @@ pub fn evaluate(
                 let preds = [hf.occupancy.p50, sn24, sn168, last, week4, day28, 0.0];
                 for (a, p) in acc[h - 1].iter_mut().zip(preds) {
                     a.add(p, y);
+                }
+                if holiday_hour(t) {
+                    for (a, p) in on_holidays.iter_mut().zip(preds) {
+                        a.add(p, y);
+                    }
                 }
                 counted[h - 1] += 1;
                 if y <= hf.occupancy.p90 + 1e-12 {
@@ -372,6 +408,12 @@ pub fn evaluate(
         } else {
             zeros as f64 / targets as f64
         },
+        holidays: (on_holidays[0].n > 0).then(|| {
+            (
+                on_holidays.iter().map(Acc::score).collect(),
+                on_holidays[0].n,
+            )
+        }),
     };
     let dump = EvalDump {
         start: hour_instant(dump_start),

@@ -7,6 +7,8 @@
 //!   arrivals) as seen from an origin;
 //! - [`model`]: the forecaster, [`model::forecast`] for the platform: per hour P50/P90 of
 //!   occupancy, busy connectors and arrivals, with a queue estimate ([`queue`], Erlang C);
+//! - [`plan`]: a station's plan for a peak period (capacity gap, mobile units, robot hours,
+//!   advice) from its forecast;
 //! - [`calendar`]: holiday calendars as known regressors (Scotland; China 2024-2026);
 //! - [`eval`]: the rolling-origin evaluation protocol and the baselines;
 //! - [`cli`]: the `forecast eval` and `forecast import` subcommands.
@@ -37,6 +39,7 @@ pub mod eval;
 pub mod history;
 pub mod import;
 pub mod model;
+pub mod plan;
 pub mod queue;
 pub mod session;
 pub mod tz;

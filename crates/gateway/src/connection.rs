@@ -158,6 +158,7 @@ impl Ctx {
         };
         // Both writes reach the store's writer together and share one commit.
         tokio::try_join!(write_samples, write_energy).map_err(internal)?;
+        self.publish_meter(samples);
         if let Some((s, energy_wh, seq_no)) = energy
             && let Some(cached) = self.sessions.get_mut(&s.transaction_ref)
         {
@@ -169,6 +170,50 @@ impl Ctx {
             }
         }
         Ok(())
+    }
+
+    /// Tells the event bus the latest energy register and power of each EVSE in `samples`
+    /// (fault detection reads it for stuck sessions and implausible meters).
+    fn publish_meter(&self, samples: &[chargeops_core::MeterSample]) {
+        let mut evses: Vec<u32> = samples.iter().map(|s| s.evse_id).collect();
+        evses.sort_unstable();
+        evses.dedup();
+        for evse_id in evses {
+            let latest = |measurand: &str| {
+                samples
+                    .iter()
+                    .filter(|s| {
+                        s.evse_id == evse_id && s.measurand == measurand && s.phase.is_none()
+                    })
+                    .max_by_key(|s| s.at)
+            };
+            let energy = latest("Energy.Active.Import.Register");
+            let power = latest("Power.Active.Import");
+            let Some(at) = energy.or(power).map(|s| s.at) else {
+                continue;
+            };
+            self.gw.live.publish(Event::MeterReading {
+                charger_id: self.charger_id.clone(),
+                station_id: self.station_id.clone(),
+                evse_id,
+                session_id: energy.or(power).and_then(|s| s.session_id),
+                energy_wh: energy.map(|s| to_wh(s.value, s.unit.as_deref())),
+                power_w: power.map(|s| match s.unit.as_deref() {
+                    Some("kW") => s.value * 1000.0,
+                    _ => s.value,
+                }),
+                at,
+            });
+        }
+    }
+
+    /// Tells the event bus the charger booted (reboot loops are found from these).
+    pub fn publish_boot(&self) {
+        self.gw.live.publish(Event::ChargerBooted {
+            charger_id: self.charger_id.clone(),
+            station_id: self.station_id.clone(),
+            at: self.gw.live.now(),
+        });
     }
 
     pub async fn start_session(&mut self, new: &NewSession) -> Result<Session, CallFailure> {
@@ -210,6 +255,7 @@ impl Ctx {
                 connector_id: s.connector_id,
                 energy_wh: s.energy_wh,
                 reason: s.stop_reason.clone(),
+                cost: None,
                 at: s.stopped_at.unwrap_or(stop.stopped_at),
             });
         } else {

@@ -10,6 +10,7 @@ mod connection;
 pub mod metrics;
 mod v16;
 mod v201;
+mod ykc;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,7 @@ use chargeops_store::Store;
 
 pub use auth::valid_charger_id;
 pub use metrics::Metrics;
+pub use ykc::{Tariff, YkcConfig, serve as serve_ykc};
 
 /// What to do with a charger that connects without being registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -187,6 +189,37 @@ impl Gateway {
     /// Sends a command to the charger through the connection that holds it and waits for the
     /// charger's answer (or the command timeout).
     pub async fn command(
+        &self,
+        charger_id: &str,
+        command: Command,
+    ) -> Result<CommandReply, CommandError> {
+        let name = command.name();
+        let result = self.send_command(charger_id, command).await;
+        // Rejections, errors and silences are what fault detection counts; a charger that is
+        // simply not connected is the offline rule's business.
+        let failure = match &result {
+            Ok(reply) if reply.status == "Rejected" => Some("Rejected".to_owned()),
+            Ok(_)
+            | Err(
+                CommandError::Offline(_)
+                | CommandError::Unsupported { .. }
+                | CommandError::Invalid(_),
+            ) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let (Some(reason), Some(station_id)) = (failure, self.live.station_of(charger_id)) {
+            self.live.publish(chargeops_core::Event::CommandFailed {
+                charger_id: charger_id.to_owned(),
+                station_id,
+                command: name.to_owned(),
+                reason,
+                at: self.live.now(),
+            });
+        }
+        result
+    }
+
+    async fn send_command(
         &self,
         charger_id: &str,
         command: Command,

@@ -115,6 +115,7 @@ async fn boot(ctx: &mut Ctx, req: v16::BootNotificationRequest) -> Result<Value,
         .await
         .map_err(internal)?;
     let registration = ctx.refresh_registration().await?;
+    ctx.publish_boot();
     let interval = ctx.gw.config.heartbeat_interval.as_secs();
     let status = match registration {
         Registration::Accepted => "Accepted",

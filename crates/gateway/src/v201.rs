@@ -90,6 +90,7 @@ async fn boot(ctx: &mut Ctx, req: v201::BootNotificationRequest) -> Result<Value
         .await
         .map_err(internal)?;
     let registration = ctx.refresh_registration().await?;
+    ctx.publish_boot();
     let status = match registration {
         Registration::Accepted => "Accepted",
         Registration::Pending => "Pending",

@@ -2,14 +2,18 @@
 //!
 //! - [`client`]: one simulated OCPP 1.6J charge point over a real WebSocket.
 //! - [`hist`]: a lock-free latency histogram with bounded memory.
+//! - [`history`]: the simulated past of a network, as sessions (`chargeops sim history`).
 //! - [`bench`]: `chargeops bench ocpp`, thousands of charge points against a server.
 //! - [`traffic`]: the seeded traffic model (arrivals, surges, queues, faults, disconnects).
+//! - [`ykc`]: one simulated YKC (云快充) charger over TCP.
 
 pub mod bench;
 pub mod client;
 pub mod fleet;
 pub mod hist;
+pub mod history;
 pub mod traffic;
+pub mod ykc;
 
 pub use client::{
     AcceptAll, BootInfo, BootReply, CallOutcome, ChargePoint, ClientError, ConnectOptions,

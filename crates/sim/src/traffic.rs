@@ -27,7 +27,8 @@ const CHANGSHA: (f64, f64) = (28.228, 112.939);
 pub enum Scenario {
     /// An ordinary week, starting now.
     Normal,
-    /// The Spring Festival travel rush of 2027 (Festival on 6 February), from three days before.
+    /// The Spring Festival travel rush of 2027 (Festival on 6 February), from three days before
+    /// (history of earlier years has the rush of its own festival).
     SpringFestival,
     /// The National Day golden week of 2027, from the afternoon before 1 October.
     NationalDay,
@@ -64,7 +65,7 @@ impl Scenario {
         let (festival, profile): (NaiveDate, &[(i64, f64, bool)]) = match self {
             Scenario::Normal => return (0.0, true),
             Scenario::SpringFestival => (
-                NaiveDate::from_ymd_opt(2027, 2, 6).unwrap_or_default(),
+                spring_festival_near(day),
                 &[
                     (-6, 0.35, true),
                     (-5, 0.5, true),
@@ -82,7 +83,7 @@ impl Scenario {
                 ],
             ),
             Scenario::NationalDay => (
-                NaiveDate::from_ymd_opt(2027, 10, 1).unwrap_or_default(),
+                NaiveDate::from_ymd_opt(day.year(), 10, 1).unwrap_or_default(),
                 &[
                     (-1, 0.6, true),
                     (0, 1.0, true),
@@ -110,6 +111,23 @@ impl Scenario {
             Scenario::NationalDay => 3.5,
         }
     }
+}
+
+/// The Spring Festival (lunar new year's day) nearest to `day`, so that simulated history of
+/// earlier years has its own rush (2024-2028; 2027's outside that range).
+fn spring_festival_near(day: NaiveDate) -> NaiveDate {
+    const FESTIVALS: [(i32, u32, u32); 5] = [
+        (2024, 2, 10),
+        (2025, 1, 29),
+        (2026, 2, 17),
+        (2027, 2, 6),
+        (2028, 1, 26),
+    ];
+    FESTIVALS
+        .iter()
+        .filter_map(|&(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
+        .min_by_key(|f| (*f - day).num_days().abs())
+        .unwrap_or_default()
 }
 
 /// Relative arrivals by local hour of day on a highway (night low, late morning and

@@ -12,6 +12,8 @@ use chargeops_core::{
     Registration, Role, Session, SessionStop, Station,
 };
 
+use chargeops_ops::{AuditEntry, Case, CaseKind, Crew, TimelineEntry};
+
 pub mod sqlite;
 pub mod suite;
 
@@ -78,6 +80,50 @@ pub struct Stopped {
     pub applied: bool,
 }
 
+/// A session brought in from elsewhere in bulk (a history import, the demo's simulated past),
+/// not told by a connected charger. `transaction_ref` names it within its charger, so importing
+/// the same sessions again adds nothing; it must not be all digits (those are OCPP 1.6
+/// transaction ids, which the store assigns itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedSession {
+    pub charger_id: String,
+    pub evse_id: u32,
+    pub connector_id: u32,
+    pub transaction_ref: String,
+    pub id_tag: Option<String>,
+    pub started_at: DateTime<Utc>,
+    /// `None` for a session still running.
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub energy_wh: Option<i64>,
+    pub stop_reason: Option<String>,
+}
+
+/// A session reduced to what forecasting reads: where and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSpan {
+    pub station_id: String,
+    pub charger_id: String,
+    pub evse_id: u32,
+    pub connector_id: u32,
+    pub started_at: DateTime<Utc>,
+    /// `None` while the session runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// Filter for listing cases; `None` fields do not filter. Newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseFilter {
+    pub charger_id: Option<String>,
+    pub station_id: Option<String>,
+    pub crew_id: Option<String>,
+    pub kind: Option<CaseKind>,
+    /// Only open cases (`Some(true)`: any state but closed) or only closed ones.
+    pub open: Option<bool>,
+    /// Opened at or after.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
 /// One status change kept as history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusRecord {
@@ -142,6 +188,20 @@ pub trait Store: Send + Sync + 'static {
         seq_no: Option<i64>,
     ) -> Result<()>;
     async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<Session>>;
+    /// Imports sessions in bulk: one call is one transaction, all or nothing, so callers send a
+    /// large import in chunks (tens of thousands) and other writes are not held up for long.
+    /// Returns how many were new: a session whose charger and `transaction_ref` exist already is
+    /// skipped. `NotFound` for an unknown charger, `Invalid` for a stop before the start or an
+    /// all-digit `transaction_ref`.
+    async fn import_sessions(&self, sessions: &[ImportedSession]) -> Result<u64>;
+    /// Sessions that started in `[since, until)`, of one station or of all, oldest first, as
+    /// spans: the one query forecasting needs, without the columns it does not.
+    async fn session_spans(
+        &self,
+        station_id: Option<&str>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SessionSpan>>;
 
     // Meter values history.
     /// Stores all samples or none; an exact replay adds nothing. `NotFound` for a sample whose
@@ -160,4 +220,31 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_token(&self, name: &str, role: Role, token_digest: &str) -> Result<ApiToken>;
     async fn find_token(&self, token_digest: &str) -> Result<Option<ApiToken>>;
     async fn count_tokens(&self) -> Result<u64>;
+    /// A token that acts for a field crew (`crew_id`), or any token with `crew_id` `None`.
+    async fn insert_crew_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_digest: &str,
+        crew_id: Option<&str>,
+    ) -> Result<ApiToken>;
+
+    // The operations loop: cases with their timeline, crews, the audit log.
+    /// Stores a new case (its `id` is assigned) with its first timeline entries, in one commit.
+    /// `NotFound` for an unknown station, charger or crew.
+    async fn insert_case(&self, case: &Case, timeline: &[TimelineEntry]) -> Result<Case>;
+    /// Saves a changed case and appends to its timeline, in one commit. `NotFound` for an
+    /// unknown case (or station, charger, crew).
+    async fn update_case(&self, case: &Case, timeline: &[TimelineEntry]) -> Result<()>;
+    async fn get_case(&self, id: i64) -> Result<Option<Case>>;
+    async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>>;
+    /// A case's timeline, oldest first.
+    async fn case_timeline(&self, id: i64) -> Result<Vec<TimelineEntry>>;
+    async fn upsert_crew(&self, crew: &Crew) -> Result<()>;
+    async fn get_crew(&self, id: &str) -> Result<Option<Crew>>;
+    async fn list_crews(&self) -> Result<Vec<Crew>>;
+    /// Appends to the audit log; returns the entry's id.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<i64>;
+    /// The newest `limit` audit entries, newest first.
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>>;
 }

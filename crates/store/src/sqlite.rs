@@ -29,7 +29,11 @@ use chargeops_core::{
     Registration, Role, Session, SessionStop, Station,
 };
 
-use crate::{Result, SessionFilter, Started, Stopped, Store, StoreError};
+use crate::CaseFilter;
+use crate::{
+    ImportedSession, Result, SessionFilter, SessionSpan, Started, Stopped, Store, StoreError,
+};
+use chargeops_ops::{AuditEntry, Case, Crew, TimelineEntry};
 
 use self::error::backend;
 use self::readers::Readers;
@@ -269,6 +273,26 @@ impl Store for SqliteStore {
         self.read(move |c| queries::list_sessions(c, &filter)).await
     }
 
+    async fn import_sessions(&self, sessions: &[ImportedSession]) -> Result<u64> {
+        if sessions.is_empty() {
+            return Ok(0);
+        }
+        let sessions = sessions.to_vec();
+        self.write(move |c| queries::import_sessions(c, &sessions))
+            .await
+    }
+
+    async fn session_spans(
+        &self,
+        station_id: Option<&str>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SessionSpan>> {
+        let station_id = station_id.map(str::to_owned);
+        self.read(move |c| queries::session_spans(c, station_id.as_deref(), since, until))
+            .await
+    }
+
     async fn record_meter_samples(&self, samples: &[MeterSample]) -> Result<()> {
         if samples.is_empty() {
             return Ok(());
@@ -304,9 +328,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_token(&self, name: &str, role: Role, token_digest: &str) -> Result<ApiToken> {
-        let (name, digest, now) = (name.to_owned(), token_digest.to_owned(), Utc::now());
-        self.write(move |c| queries::insert_token(c, &name, role, &digest, now))
-            .await
+        self.insert_crew_token(name, role, token_digest, None).await
     }
 
     async fn find_token(&self, token_digest: &str) -> Result<Option<ApiToken>> {
@@ -316,6 +338,70 @@ impl Store for SqliteStore {
 
     async fn count_tokens(&self) -> Result<u64> {
         self.read(queries::count_tokens).await
+    }
+
+    async fn insert_crew_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_digest: &str,
+        crew_id: Option<&str>,
+    ) -> Result<ApiToken> {
+        let (name, digest, now) = (name.to_owned(), token_digest.to_owned(), Utc::now());
+        let crew_id = crew_id.map(str::to_owned);
+        self.write(move |c| queries::insert_token(c, &name, role, &digest, now, crew_id.as_deref()))
+            .await
+    }
+
+    async fn insert_case(&self, case: &Case, timeline: &[TimelineEntry]) -> Result<Case> {
+        let (case, timeline) = (case.clone(), timeline.to_vec());
+        self.write(move |c| queries::ops::insert_case(c, &case, &timeline))
+            .await
+    }
+
+    async fn update_case(&self, case: &Case, timeline: &[TimelineEntry]) -> Result<()> {
+        let (case, timeline) = (case.clone(), timeline.to_vec());
+        self.write(move |c| queries::ops::update_case(c, &case, &timeline))
+            .await
+    }
+
+    async fn get_case(&self, id: i64) -> Result<Option<Case>> {
+        self.read(move |c| queries::ops::get_case(c, id)).await
+    }
+
+    async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>> {
+        let filter = filter.clone();
+        self.read(move |c| queries::ops::list_cases(c, &filter))
+            .await
+    }
+
+    async fn case_timeline(&self, id: i64) -> Result<Vec<TimelineEntry>> {
+        self.read(move |c| queries::ops::case_timeline(c, id)).await
+    }
+
+    async fn upsert_crew(&self, crew: &Crew) -> Result<()> {
+        let crew = crew.clone();
+        self.write(move |c| queries::ops::upsert_crew(c, &crew))
+            .await
+    }
+
+    async fn get_crew(&self, id: &str) -> Result<Option<Crew>> {
+        let id = id.to_owned();
+        self.read(move |c| queries::ops::get_crew(c, &id)).await
+    }
+
+    async fn list_crews(&self) -> Result<Vec<Crew>> {
+        self.read(queries::ops::list_crews).await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<i64> {
+        let entry = entry.clone();
+        self.write(move |c| queries::ops::record_audit(c, &entry))
+            .await
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.read(move |c| queries::ops::list_audit(c, limit)).await
     }
 }
 

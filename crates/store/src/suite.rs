@@ -24,7 +24,10 @@ use chargeops_core::{
     NewSession, Protocol, Registration, Role, Session, SessionStop, Station,
 };
 
-use crate::{ErrorKind, SessionFilter, Store};
+use crate::{ErrorKind, ImportedSession, SessionFilter, SessionSpan, Store};
+
+mod ops;
+pub use ops::*;
 
 /// Expands into one `#[tokio::test]` per conformance case, each given a store from `$make`
 /// (an expression of a future that yields a fresh, empty store).
@@ -41,12 +44,18 @@ macro_rules! store_conformance_suite {
             stop_session_applies_once,
             update_session_energy_keeps_order_and_ignores_stopped,
             list_sessions_filters,
+            import_sessions_in_bulk_and_read_spans,
             meter_samples_round_trip,
             id_tags_crud,
             api_tokens,
             concurrent_starts_get_distinct_ids,
             concurrent_replayed_starts_create_one_session,
             failing_writes_do_not_fail_concurrent_writes,
+            cases_round_trip_with_timeline,
+            cases_refuse_unknown_references,
+            list_cases_filters,
+            crews_and_crew_tokens,
+            audit_log_appends,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -726,6 +735,149 @@ pub async fn list_sessions_filters<S: Store>(store: S) {
         ..Default::default()
     };
     assert_eq!(list(nobody).await, Vec::<i64>::new());
+}
+
+fn imported(charger_id: &str, n: i64, started_ms: i64, minutes: Option<i64>) -> ImportedSession {
+    ImportedSession {
+        charger_id: charger_id.into(),
+        evse_id: 1,
+        connector_id: 1,
+        transaction_ref: format!("hist-{n}"),
+        id_tag: Some("TAG1".into()),
+        started_at: at(started_ms),
+        stopped_at: minutes.map(|m| at(started_ms + m * 60_000)),
+        energy_wh: minutes.map(|m| m * 500),
+        stop_reason: minutes.map(|_| "EVDisconnected".into()),
+    }
+}
+
+pub async fn import_sessions_in_bulk_and_read_spans<S: Store>(store: S) {
+    with_chargers(&store).await;
+    store.upsert_station(&station("S2")).await.expect("station");
+    store
+        .insert_charger(&charger("CP3", "S2"))
+        .await
+        .expect("charger");
+    // Enough rows for a backend's batching to matter; every third one on the other station,
+    // the last one still running.
+    let n = 2_500;
+    let batch: Vec<ImportedSession> = (0..n)
+        .map(|i| {
+            let cp = ["CP1", "CP2", "CP3"][(i % 3) as usize];
+            imported(cp, i, i * 60_000, (i != n - 1).then_some(30))
+        })
+        .collect();
+    assert_eq!(store.import_sessions(&batch).await.expect("import"), 2_500);
+    assert_eq!(store.import_sessions(&[]).await.expect("empty"), 0);
+    // Importing the same sessions again, or overlapping ones, adds only the new.
+    let again: Vec<ImportedSession> = (n - 10..n + 5)
+        .map(|i| {
+            imported(
+                ["CP1", "CP2", "CP3"][(i % 3) as usize],
+                i,
+                i * 60_000,
+                Some(30),
+            )
+        })
+        .collect();
+    assert_eq!(store.import_sessions(&again).await.expect("re-import"), 5);
+
+    // Imported sessions are ordinary sessions to every reader.
+    let last = store
+        .list_sessions(&SessionFilter {
+            charger_id: Some("CP3".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(last[0].transaction_ref, format!("hist-{}", n + 4));
+    assert_eq!(last[0].energy_wh, Some(15_000));
+    let open = store
+        .list_sessions(&SessionFilter {
+            open: Some(true),
+            ..Default::default()
+        })
+        .await
+        .expect("open");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].started_at, at((n - 1) * 60_000));
+
+    // Spans: a half-open window of start times, oldest first, per station or all.
+    let spans = store
+        .session_spans(None, at(10 * 60_000), at(20 * 60_000))
+        .await
+        .expect("spans");
+    assert_eq!(spans.len(), 10);
+    assert_eq!(
+        spans[0],
+        SessionSpan {
+            station_id: "S1".into(),
+            charger_id: "CP2".into(),
+            evse_id: 1,
+            connector_id: 1,
+            started_at: at(10 * 60_000),
+            stopped_at: Some(at(40 * 60_000)),
+        }
+    );
+    assert!(spans.windows(2).all(|w| w[0].started_at <= w[1].started_at));
+    let s2 = store
+        .session_spans(Some("S2"), at(0), at(30 * 60_000))
+        .await
+        .expect("spans S2");
+    assert_eq!(s2.len(), 10);
+    assert!(
+        s2.iter()
+            .all(|s| s.station_id == "S2" && s.charger_id == "CP3")
+    );
+    let all = store
+        .session_spans(None, at(0), at((n + 10) * 60_000))
+        .await
+        .expect("all spans");
+    assert_eq!(all.len(), 2_505);
+    assert_eq!(all.iter().filter(|s| s.stopped_at.is_none()).count(), 1);
+    let none = store
+        .session_spans(Some("nowhere"), at(0), at(n * 60_000))
+        .await
+        .expect("unknown station");
+    assert!(none.is_empty());
+
+    // A bad row fails its whole call and keeps nothing of it.
+    let unknown = vec![
+        imported("CP1", 900_001, 0, Some(5)),
+        imported("NOPE", 900_002, 0, Some(5)),
+    ];
+    assert_eq!(
+        kind(store.import_sessions(&unknown).await),
+        ErrorKind::NotFound
+    );
+    let backwards = vec![imported("CP1", 900_003, 60_000, Some(-1))];
+    assert_eq!(
+        kind(store.import_sessions(&backwards).await),
+        ErrorKind::Invalid
+    );
+    let mut digits = imported("CP1", 900_004, 0, Some(5));
+    digits.transaction_ref = "12345".into();
+    assert_eq!(
+        kind(store.import_sessions(&[digits]).await),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        store
+            .session_spans(None, at(0), at((n + 10) * 60_000))
+            .await
+            .expect("after failures")
+            .len(),
+        2_505
+    );
+
+    // Live OCPP 1.6 sessions still get their own numeric ids next to imported ones.
+    let live = store
+        .start_session(&start16("CP1", 1, 10_000_000, 0))
+        .await
+        .expect("start after import");
+    assert!(live.created);
+    assert_eq!(live.session.transaction_ref, live.session.id.to_string());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use chargeops_core::{
 };
 
 use super::error::{is_foreign_key, is_unique, sql};
-use crate::{Result, SessionFilter, Started, Stopped, StoreError};
+use crate::{ImportedSession, Result, SessionFilter, SessionSpan, Started, Stopped, StoreError};
 
 // ---------------------------------------------------------------------------------------------
 // Column codecs.
@@ -633,6 +633,87 @@ pub(super) fn list_sessions(conn: &Connection, f: &SessionFilter) -> Result<Vec<
     )
 }
 
+pub(super) fn import_sessions(conn: &Connection, sessions: &[ImportedSession]) -> Result<u64> {
+    let mut st = conn
+        .prepare_cached(
+            "INSERT INTO sessions (charger_id, evse_id, connector_id, transaction_ref, id_tag,
+                 started_at, stopped_at, energy_wh, stop_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (charger_id, transaction_ref) DO NOTHING",
+        )
+        .map_err(sql)?;
+    let mut added = 0u64;
+    for s in sessions {
+        if s.stopped_at.is_some_and(|end| end < s.started_at) {
+            return Err(StoreError::Invalid(format!(
+                "session {} of charger {} stops before it starts",
+                s.transaction_ref, s.charger_id
+            )));
+        }
+        if s.transaction_ref.is_empty() || s.transaction_ref.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(StoreError::Invalid(format!(
+                "imported transaction_ref {:?} of charger {} must not be empty or all digits",
+                s.transaction_ref, s.charger_id
+            )));
+        }
+        let n = st
+            .execute(params![
+                s.charger_id,
+                s.evse_id,
+                s.connector_id,
+                s.transaction_ref,
+                s.id_tag,
+                ms(s.started_at),
+                ms_opt(s.stopped_at),
+                s.energy_wh,
+                s.stop_reason,
+            ])
+            .map_err(|e| {
+                if is_foreign_key(&e) {
+                    StoreError::NotFound(format!("charger {}", s.charger_id))
+                } else {
+                    sql(e)
+                }
+            })?;
+        added += n as u64;
+    }
+    Ok(added)
+}
+
+pub(super) fn session_spans(
+    conn: &Connection,
+    station_id: Option<&str>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<SessionSpan>> {
+    // One station: its chargers' (charger, started_at) index ranges; all: the started_at index.
+    let text = if station_id.is_some() {
+        "SELECT c.station_id, s.charger_id, s.evse_id, s.connector_id, s.started_at, s.stopped_at
+         FROM chargers c JOIN sessions s ON s.charger_id = c.id
+         WHERE c.station_id = ?3 AND s.started_at >= ?1 AND s.started_at < ?2
+         ORDER BY s.started_at, s.id"
+    } else {
+        "SELECT c.station_id, s.charger_id, s.evse_id, s.connector_id, s.started_at, s.stopped_at
+         FROM sessions s JOIN chargers c ON c.id = s.charger_id
+         WHERE s.started_at >= ?1 AND s.started_at < ?2 AND ?3 IS NULL
+         ORDER BY s.started_at, s.id"
+    };
+    let mut st = conn.prepare_cached(text).map_err(sql)?;
+    collect(
+        st.query_map(params![ms(since), ms(until), station_id], |row| {
+            Ok(SessionSpan {
+                station_id: row.get(0)?,
+                charger_id: row.get(1)?,
+                evse_id: row.get(2)?,
+                connector_id: row.get(3)?,
+                started_at: ts(row, 4)?,
+                stopped_at: ts_opt(row, 5)?,
+            })
+        })
+        .map_err(sql)?,
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Meter samples.
 
@@ -767,6 +848,7 @@ fn api_token(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
         role: named(row, 2)?,
         token_hash: row.get(3)?,
         created_at: ts(row, 4)?,
+        crew_id: row.get(5)?,
     })
 }
 
@@ -776,11 +858,12 @@ pub(super) fn insert_token(
     role: Role,
     digest: &str,
     now: DateTime<Utc>,
+    crew_id: Option<&str>,
 ) -> Result<ApiToken> {
     conn.prepare_cached(
-        "INSERT INTO api_tokens (name, role, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO api_tokens (name, role, token_hash, created_at, crew_id) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut st| st.execute(params![name, role.as_str(), digest, ms(now)]))
+    .and_then(|mut st| st.execute(params![name, role.as_str(), digest, ms(now), crew_id]))
     .map_err(|e| {
         if is_unique(&e) {
             // Never echo the digest.
@@ -795,12 +878,13 @@ pub(super) fn insert_token(
         role,
         token_hash: digest.to_owned(),
         created_at: truncate_ms(now),
+        crew_id: crew_id.map(str::to_owned),
     })
 }
 
 pub(super) fn find_token(conn: &Connection, digest: &str) -> Result<Option<ApiToken>> {
     conn.prepare_cached(
-        "SELECT id, name, role, token_hash, created_at FROM api_tokens WHERE token_hash = ?1",
+        "SELECT id, name, role, token_hash, created_at, crew_id FROM api_tokens WHERE token_hash = ?1",
     )
     .and_then(|mut st| st.query_row([digest], api_token).optional())
     .map_err(sql)
@@ -813,3 +897,6 @@ pub(super) fn count_tokens(conn: &Connection) -> Result<u64> {
         .map_err(sql)?;
     u64::try_from(n).map_err(|e| StoreError::Backend(format!("token count {n}: {e}")))
 }
+
+// The operations loop's tables.
+pub(super) mod ops;

@@ -19,10 +19,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE stations (
     id        TEXT PRIMARY KEY,
     name      TEXT NOT NULL,
@@ -129,7 +130,82 @@ CREATE TABLE api_tokens (
     created_at INTEGER NOT NULL
 ) STRICT;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "operations loop: cases, timeline, crews, audit log",
+        sql: r#"
+CREATE TABLE crews (
+    id               TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    skills           TEXT NOT NULL,
+    lat              REAL NOT NULL,
+    lon              REAL NOT NULL,
+    shift_start_hour INTEGER NOT NULL,
+    shift_end_hour   INTEGER NOT NULL,
+    speed_kmh        REAL NOT NULL,
+    phone            TEXT,
+    simulated        INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE cases (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    category        TEXT NOT NULL,
+    priority        TEXT NOT NULL,
+    station_id      TEXT NOT NULL REFERENCES stations (id),
+    charger_id      TEXT REFERENCES chargers (id),
+    connector_id    INTEGER,
+    title           TEXT NOT NULL,
+    description     TEXT,
+    error_code      TEXT,
+    caller_phone    TEXT,
+    crew_id         TEXT REFERENCES crews (id),
+    opened_at       INTEGER NOT NULL,
+    state_since     INTEGER NOT NULL,
+    last_seen_at    INTEGER NOT NULL,
+    sla_due_at      INTEGER NOT NULL,
+    sla_breached    INTEGER NOT NULL,
+    resolved_at     INTEGER,
+    closed_at       INTEGER,
+    reopened        INTEGER NOT NULL,
+    resolution_note TEXT,
+    parts_used      TEXT NOT NULL
+) STRICT;
+-- Open cases are few and read on every tick; closed ones pile up.
+CREATE INDEX cases_open ON cases (opened_at) WHERE state <> 'closed';
+CREATE INDEX cases_charger ON cases (charger_id, opened_at);
+CREATE INDEX cases_station ON cases (station_id, opened_at);
+CREATE INDEX cases_crew ON cases (crew_id, opened_at) WHERE crew_id IS NOT NULL;
+
+CREATE TABLE case_timeline (
+    id      INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases (id),
+    at      INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    detail  TEXT NOT NULL
+) STRICT;
+CREATE INDEX case_timeline_case ON case_timeline (case_id, id);
+
+CREATE TABLE audit_log (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    role   TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    detail TEXT NOT NULL
+) STRICT;
+
+-- A crew member's token names the crew whose orders it works.
+ALTER TABLE api_tokens ADD COLUMN crew_id TEXT;
+"#,
+    },
+];
 
 /// The schema version this build writes.
 pub(super) fn latest_version() -> i64 {

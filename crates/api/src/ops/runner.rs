@@ -1,0 +1,481 @@
+//! The detection task: reads the event bus, ticks on the platform clock, and turns the
+//! detector's signals into cases (open, merge, reopen, verify and close), flags SLA breaches,
+//! and, in the demo, moves simulated crews along their orders.
+//!
+//! It holds the cases lock only around its own read-modify-write of cases, and reads the store
+//! only for chargers that have a case, so a busy network's events cost a hash lookup each.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::broadcast::error::RecvError;
+
+use chargeops_core::Event;
+use chargeops_ops::cases::{self, Decision, Working};
+use chargeops_ops::dispatch;
+use chargeops_ops::{
+    Action, Case, CaseKind, CaseState, Detector, OpsConfig, PLATFORM, Problem, Signal,
+    TimelineEntry,
+};
+use chargeops_store::CaseFilter;
+
+use crate::{ApiError, AppState};
+
+use super::{insert, move_crew_to_station, proposals_for, save};
+
+/// The actor name of automatic dispatch.
+const AUTO_DISPATCH: &str = "platform (auto-dispatch)";
+/// Slow work (SLA, simulated crews, the open-charger set) runs every this many ticks.
+const SLOW_EVERY: u64 = 5;
+
+pub(crate) fn spawn(
+    state: Arc<AppState>,
+    config: OpsConfig,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !config.enabled {
+        tracing::info!("operations detection is disabled");
+        return None;
+    }
+    // Subscribe before returning, so no event after start is missed.
+    let events = state.live.subscribe();
+    Some(tokio::spawn(run(state, config, events)))
+}
+
+async fn run(
+    state: Arc<AppState>,
+    config: OpsConfig,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+) {
+    refresh_open_chargers(&state).await;
+    let mut detector = Detector::new(config.clone());
+    let mut tick = tokio::time::interval(StdDuration::from_millis(config.tick_ms.max(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks = 0u64;
+    tracing::info!(
+        offline_after_secs = config.offline_after_secs,
+        stuck_after_secs = config.stuck_after_secs,
+        auto_assign = config.auto_assign,
+        simulate_crews = config.simulate_crews,
+        "operations detection started"
+    );
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if matches!(event, Event::CaseChanged { .. } | Event::QueueChanged { .. }) {
+                        continue;
+                    }
+                    let now = state.live.now();
+                    let signals = detector.on_event(&event, now);
+                    handle(&state, &detector, &config, signals).await;
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "operations detection fell behind the event bus; some events were missed");
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = tick.tick() => {
+                let now = state.live.now();
+                let signals = detector.tick(now);
+                handle(&state, &detector, &config, signals).await;
+                ticks += 1;
+                if ticks % SLOW_EVERY == 0 {
+                    if let Err(e) = slow_work(&state, &config, now).await {
+                        tracing::warn!(error = %e.message, "operations periodic work failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn handle(state: &AppState, detector: &Detector, config: &OpsConfig, signals: Vec<Signal>) {
+    for signal in signals {
+        let result = match signal {
+            Signal::Problem(p) => on_problem(state, config, p).await,
+            Signal::Cleared {
+                charger_id,
+                kind,
+                connector_id,
+                detail,
+                at,
+            } => on_cleared(state, &charger_id, kind, connector_id, &detail, at).await,
+            Signal::Working {
+                charger_id,
+                connector_id,
+                session_id,
+                started_at,
+                energy_wh,
+                at,
+            } => {
+                on_working(
+                    state,
+                    detector,
+                    &charger_id,
+                    connector_id,
+                    session_id,
+                    started_at,
+                    energy_wh,
+                    at,
+                )
+                .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(code = e.code, error = %e.message, "operations signal not applied");
+        }
+    }
+}
+
+async fn on_problem(state: &AppState, config: &OpsConfig, p: Problem) -> Result<(), ApiError> {
+    let _guard = state.ops.cases.lock().await;
+    let mut candidates = state
+        .store
+        .list_cases(&CaseFilter {
+            station_id: Some(p.station_id.clone()),
+            open: Some(true),
+            ..CaseFilter::default()
+        })
+        .await?;
+    candidates.extend(
+        state
+            .store
+            .list_cases(&CaseFilter {
+                charger_id: Some(p.charger_id.clone()),
+                kind: Some(p.kind),
+                open: Some(false),
+                limit: Some(3),
+                ..CaseFilter::default()
+            })
+            .await?,
+    );
+    let find = |id: i64| candidates.iter().find(|c| c.id == id).cloned();
+    let decision = cases::decide(&p, &candidates, p.at, config);
+    let case = match decision {
+        Decision::Duplicate(id) => {
+            let Some(mut case) = find(id) else {
+                return Ok(());
+            };
+            let entry = cases::duplicate(&mut case, &p);
+            save(state, &case, &[entry]).await?;
+            return Ok(());
+        }
+        Decision::Merge(id) => {
+            let Some(mut case) = find(id) else {
+                return Ok(());
+            };
+            let entry = cases::merge(&mut case, &p);
+            save(state, &case, &[entry]).await?;
+            tracing::info!(case_id = case.id, charger_id = %p.charger_id, kind = %p.kind, "detected problem merged into a hotline case");
+            case
+        }
+        Decision::Reopen(id) => {
+            let Some(mut case) = find(id) else {
+                return Ok(());
+            };
+            let entry = cases::reopen(&mut case, &p, config)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            save(state, &case, &[entry]).await?;
+            tracing::info!(case_id = case.id, charger_id = %p.charger_id, kind = %p.kind, "case reopened");
+            case
+        }
+        Decision::Open => {
+            let (case, entry) = cases::open_detected(&p, config);
+            let case = insert(state, &case, &[entry]).await?;
+            tracing::info!(case_id = case.id, charger_id = %p.charger_id, kind = %p.kind, detail = %p.detail, "case opened");
+            case
+        }
+    };
+    if config.auto_assign && case.state == CaseState::New {
+        auto_assign(state, case).await?;
+    }
+    Ok(())
+}
+
+async fn auto_assign(state: &AppState, mut case: Case) -> Result<(), ApiError> {
+    let ranked = proposals_for(state, &case).await?;
+    let Some(best) = ranked.first() else {
+        return Ok(());
+    };
+    let now = state.live.now();
+    let mut entry = cases::apply(
+        &mut case,
+        &Action::Assign {
+            crew_id: best.crew_id.clone(),
+        },
+        AUTO_DISPATCH,
+        now,
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    entry.detail = format!("{} ({}; {})", entry.detail, best.crew_name, best.reason);
+    save(state, &case, &[entry]).await
+}
+
+async fn open_cases_of(state: &AppState, charger_id: &str) -> Result<Vec<Case>, ApiError> {
+    Ok(state
+        .store
+        .list_cases(&CaseFilter {
+            charger_id: Some(charger_id.to_owned()),
+            open: Some(true),
+            ..CaseFilter::default()
+        })
+        .await?)
+}
+
+async fn on_cleared(
+    state: &AppState,
+    charger_id: &str,
+    kind: CaseKind,
+    connector_id: Option<u32>,
+    detail: &str,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if !state.ops.has_open_case(charger_id) {
+        return Ok(());
+    }
+    let _guard = state.ops.cases.lock().await;
+    for case in open_cases_of(state, charger_id).await? {
+        if case.kind == kind && (connector_id.is_none() || case.connector_id == connector_id) {
+            let entry = TimelineEntry::new(at, PLATFORM, "cleared", case.state, detail);
+            state.store.update_case(&case, &[entry]).await?;
+        }
+    }
+    Ok(())
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one signal's fields, passed on as they come"
+)]
+async fn on_working(
+    state: &AppState,
+    detector: &Detector,
+    charger_id: &str,
+    connector_id: u32,
+    session_id: i64,
+    started_at: Option<DateTime<Utc>>,
+    energy_wh: i64,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if !state.ops.has_open_case(charger_id) {
+        return Ok(());
+    }
+    let started_at = match started_at {
+        Some(t) => t,
+        None => match state.store.get_session(session_id).await? {
+            Some(s) => s.started_at,
+            None => return Ok(()),
+        },
+    };
+    let working = Working {
+        charger_id: charger_id.to_owned(),
+        connector_id,
+        started_at,
+    };
+    let _guard = state.ops.cases.lock().await;
+    let open = open_cases_of(state, charger_id).await?;
+    if open.is_empty() {
+        state.ops.note_open(charger_id, false);
+    }
+    for mut case in open {
+        let active = detector.is_active(charger_id, case.kind, case.connector_id);
+        if !cases::verifies(&case, &working, active) {
+            continue;
+        }
+        let mut verify = cases::apply(&mut case, &Action::Verify, PLATFORM, at)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        verify.detail = format!(
+            "verified working again: session {session_id} on connector {connector_id} delivered {:.1} kWh",
+            energy_wh as f64 / 1000.0
+        );
+        let close = cases::apply(
+            &mut case,
+            &Action::Close {
+                note: Some("closed automatically after verification".into()),
+            },
+            PLATFORM,
+            at,
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        save(state, &case, &[verify, close]).await?;
+        tracing::info!(case_id = case.id, charger_id, "case verified and closed");
+    }
+    Ok(())
+}
+
+/// SLA breaches, simulated crews, and dropping chargers whose cases are all closed.
+async fn slow_work(
+    state: &AppState,
+    config: &OpsConfig,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let open = state
+        .store
+        .list_cases(&CaseFilter {
+            open: Some(true),
+            ..CaseFilter::default()
+        })
+        .await?;
+    {
+        let chargers: std::collections::HashSet<String> =
+            open.iter().filter_map(|c| c.charger_id.clone()).collect();
+        let mut set = state
+            .ops
+            .open_chargers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Keep what was added since the read; drop only what is known closed.
+        set.retain(|c| chargers.contains(c));
+        set.extend(chargers);
+    }
+    for case in &open {
+        if cases::breaches_sla(case, now) {
+            let _guard = state.ops.cases.lock().await;
+            let Some(mut current) = state.store.get_case(case.id).await? else {
+                continue;
+            };
+            if !cases::breaches_sla(&current, now) {
+                continue;
+            }
+            current.sla_breached = true;
+            let entry = TimelineEntry::new(
+                now,
+                PLATFORM,
+                "sla_breached",
+                current.state,
+                format!(
+                    "not resolved by {} (SLA {} min)",
+                    current.sla_due_at.format("%Y-%m-%d %H:%M UTC"),
+                    (current.sla_due_at - current.opened_at).num_minutes()
+                ),
+            );
+            save(state, &current, &[entry]).await?;
+        }
+    }
+    if config.simulate_crews {
+        simulate_crews(state, &open, now).await?;
+    }
+    Ok(())
+}
+
+async fn refresh_open_chargers(state: &AppState) {
+    match state
+        .store
+        .list_cases(&CaseFilter {
+            open: Some(true),
+            ..CaseFilter::default()
+        })
+        .await
+    {
+        Ok(open) => {
+            for c in open.iter().filter_map(|c| c.charger_id.as_deref()) {
+                state.ops.note_open(c, true);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read open cases"),
+    }
+}
+
+/// Minutes a simulated crew spends on site for a case: 20 to 79, the same for the same case.
+fn repair_minutes(case_id: i64) -> i64 {
+    20 + (case_id.wrapping_mul(37)).rem_euclid(60)
+}
+
+/// What the simulated crew writes on resolving.
+fn simulated_fix(kind: CaseKind) -> (&'static str, Vec<String>) {
+    match kind {
+        CaseKind::Faulted | CaseKind::Hotline => (
+            "replaced the faulty module and tested a charge (simulated crew)",
+            vec!["power module".into()],
+        ),
+        CaseKind::StuckSession => (
+            "reseated the contactor (simulated crew)",
+            vec!["contactor".into()],
+        ),
+        CaseKind::MeterAnomaly => (
+            "replaced the energy meter (simulated crew)",
+            vec!["energy meter".into()],
+        ),
+        CaseKind::Offline | CaseKind::CommandFailures | CaseKind::RebootLoop => (
+            "replaced the 4G router and reflashed the controller (simulated crew)",
+            vec!["4G router".into()],
+        ),
+    }
+}
+
+/// Moves the demo's simulated crews along their orders on the platform clock: accept and set
+/// off a few minutes after assignment, arrive after the road travel time, resolve after the
+/// repair time. Resolving tells the event bus, and the demo's fleet repairs the charger.
+async fn simulate_crews(
+    state: &AppState,
+    open: &[Case],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let crews = state.store.list_crews().await?;
+    for case in open {
+        let Some(crew) = case
+            .crew_id
+            .as_deref()
+            .and_then(|id| crews.iter().find(|c| c.id == id && c.simulated))
+        else {
+            continue;
+        };
+        if case.charger_id.is_none() {
+            continue;
+        }
+        let waited = now - case.state_since;
+        let due = match case.state {
+            CaseState::Assigned => waited >= Duration::minutes(3),
+            CaseState::EnRoute => {
+                let station = state.store.get_station(&case.station_id).await?;
+                let travel = station
+                    .and_then(|s| Some(dispatch::travel_minutes(crew, s.lat?, s.lon?)))
+                    .unwrap_or(60.0);
+                waited >= Duration::minutes(travel.round() as i64)
+            }
+            CaseState::OnSite => waited >= Duration::minutes(repair_minutes(case.id)),
+            _ => false,
+        };
+        if !due {
+            continue;
+        }
+        let _guard = state.ops.cases.lock().await;
+        let Some(mut current) = state.store.get_case(case.id).await? else {
+            continue;
+        };
+        if current.state != case.state || current.crew_id != case.crew_id {
+            continue;
+        }
+        let actions = match current.state {
+            CaseState::Assigned => vec![Action::Accept, Action::EnRoute],
+            CaseState::EnRoute => vec![Action::OnSite],
+            CaseState::OnSite => {
+                let (note, parts) = simulated_fix(current.kind);
+                vec![Action::Resolve {
+                    note: note.into(),
+                    parts,
+                }]
+            }
+            _ => Vec::new(),
+        };
+        let mut entries = Vec::new();
+        for action in &actions {
+            match cases::apply(&mut current, action, &crew.name, now) {
+                Ok(e) => entries.push(e),
+                Err(e) => {
+                    tracing::warn!(case_id = current.id, error = %e, "simulated crew step refused");
+                    break;
+                }
+            }
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        save(state, &current, &entries).await?;
+        if current.state == CaseState::OnSite {
+            move_crew_to_station(state, &crew.id, &current.station_id).await;
+        }
+    }
+    Ok(())
+}
