@@ -251,4 +251,4 @@ def test_event_stream_is_server_sent_events(server):
         run(scenario())
         names = {name for name, _ in events.raw}
         assert names <= {"status_changed", "session_started", "session_stopped", "charger_online",
-                         "charger_offline"}, names
+                         "charger_offline", "charger_booted", "queue_changed", "case_changed"}, names
