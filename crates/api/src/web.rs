@@ -71,6 +71,14 @@ static ASSETS: &[Asset] = &[
     asset!("js/driver.js", JS),
     asset!("js/forecast.js", JS),
     asset!("js/plan.js", JS),
+    asset!("hotline.html", HTML),
+    asset!("board.html", HTML),
+    asset!("crew.html", HTML),
+    asset!("css/cases.css", CSS),
+    asset!("js/cases.js", JS),
+    asset!("js/hotline.js", JS),
+    asset!("js/board.js", JS),
+    asset!("js/crew.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("geo/hunan.geojson", GEOJSON),
     asset!("geo/hunan-prefectures.geojson", GEOJSON),
@@ -188,6 +196,19 @@ async fn plan_page(headers: HeaderMap) -> Response {
     serve("plan.html", &headers)
 }
 
+// The operations loop's pages: hotline console, dispatcher board, crew orders.
+async fn hotline_page(headers: HeaderMap) -> Response {
+    serve("hotline.html", &headers)
+}
+
+async fn board_page(headers: HeaderMap) -> Response {
+    serve("board.html", &headers)
+}
+
+async fn crew_page(headers: HeaderMap) -> Response {
+    serve("crew.html", &headers)
+}
+
 async fn favicon(headers: HeaderMap) -> Response {
     serve("favicon.svg", &headers)
 }
@@ -209,6 +230,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/", get(index))
         .route("/driver", get(driver))
         .route("/plan", get(plan_page))
+        .route("/hotline", get(hotline_page))
+        .route("/board", get(board_page))
+        .route("/crew", get(crew_page))
         .route("/favicon.ico", get(favicon))
         .route("/assets/{*path}", get(assets))
         .route("/api/v1/public/stations", get(public_stations))

@@ -77,7 +77,7 @@ pub struct SimCli {
     #[command(subcommand)]
     pub cmd: Option<SimCmd>,
     #[command(flatten)]
-    pub run: Option<SimArgs>,
+    pub run: SimArgs,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -91,8 +91,14 @@ pub enum SimCmd {
 pub struct SimArgs {
     #[command(flatten)]
     pub traffic: TrafficArgs,
-    /// The OCPP server, e.g. ws://127.0.0.1:8180/ocpp (each charger appends its id)
-    #[arg(long, value_name = "URL")]
+    /// The OCPP server, e.g. ws://127.0.0.1:8180/ocpp (each charger appends its id); required
+    /// unless a subcommand is given
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub server: String,
     /// Secret from which each charger's password is derived (as `chargeops demo` does);
     /// without it chargers connect without credentials
@@ -174,6 +180,10 @@ async fn seed(store: &Arc<dyn Store>, network: &NetworkSpec, secret: &str) -> Re
         while let Some(r) = set.join_next().await {
             r.context("seeding task failed")??;
         }
+    }
+    // Field crews at depots around the province, driven by the simulation.
+    for crew in chargeops_ops::dispatch::demo_crews() {
+        store.upsert_crew(&crew).await?;
     }
     let tags: Vec<String> = (0..DRIVER_TAGS).map(|i| format!("DRV{i:06}")).collect();
     for chunk in tags.chunks(500) {
@@ -418,6 +428,12 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         registration: RegistrationPolicy::Closed,
         admin_token: Some(token.clone()),
         log: std::env::var("CHARGEOPS_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        // The demo's dispatcher confirms every proposal and its crews drive and repair.
+        ops: chargeops_ops::OpsConfig {
+            auto_assign: true,
+            simulate_crews: true,
+            ..chargeops_ops::OpsConfig::default()
+        },
         ..Config::default()
     };
     serve::init_tracing(&config.log);
@@ -433,6 +449,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     }
 
     let live = platform.live.clone();
+    let repairs = crew_repairs(&platform.live);
     let fleet_config = FleetConfig {
         endpoint: Endpoint::resolve(&format!("ws://{addr}/ocpp")).await?,
         network,
@@ -447,13 +464,41 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         connect_concurrency: 200,
         fault_rate: args.traffic.fault_rate,
         disconnect_rate: args.traffic.disconnect_rate,
+        repairs: Some(repairs),
     };
     let stats = drive(fleet_config, &args.traffic, total).await?;
     summary(&stats);
     platform.stop().await
 }
 
+/// Hands the fleet each charger a simulated crew resolved, so the charger reports Available
+/// again: the operations loop and the simulation meet only on the event bus.
+fn crew_repairs(live: &chargeops_core::Live) -> fleet::RepairRequests {
+    let repairs = fleet::RepairRequests::default();
+    let queue = repairs.clone();
+    let mut events = live.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(chargeops_core::Event::CaseChanged {
+                    charger_id: Some(id),
+                    state,
+                    ..
+                }) if state == "resolved" => {
+                    queue.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    repairs
+}
+
 pub async fn sim(args: SimArgs) -> Result<()> {
+    if args.server.is_empty() {
+        bail!("chargeops sim needs --server URL (or the history subcommand)");
+    }
     check_traffic(&args.traffic)?;
     let network = load_network(args.traffic.network.as_ref())?;
     let endpoint = Endpoint::resolve(&args.server)
@@ -494,6 +539,7 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         connect_concurrency: args.connect_concurrency.max(1),
         fault_rate: args.traffic.fault_rate,
         disconnect_rate: args.traffic.disconnect_rate,
+        repairs: None,
     };
     let stats = drive(config, &args.traffic, total).await?;
     summary(&stats);

@@ -65,13 +65,10 @@ fn main() -> Result<()> {
             cmd: Some(demo::SimCmd::History(args)),
             ..
         }) => chargeops_sim::history::run_history(&args),
-        Cmd::Sim(demo::SimCli {
-            run: Some(args), ..
-        }) => {
+        Cmd::Sim(demo::SimCli { run, .. }) => {
             serve::init_tracing("warn");
-            runtime()?.block_on(demo::sim(args))
+            runtime()?.block_on(demo::sim(run))
         }
-        Cmd::Sim(_) => anyhow::bail!("chargeops sim needs --server URL, or the history subcommand"),
         Cmd::Plan(args) => {
             serve::init_tracing("warn");
             runtime()?.block_on(plan::run(args))

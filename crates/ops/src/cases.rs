@@ -440,7 +440,7 @@ mod tests {
         assert_eq!(
             decide(
                 &problem(CaseKind::Faulted, "CP1", 5),
-                &[open.clone()],
+                std::slice::from_ref(&open),
                 t(5),
                 &cfg
             ),
@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(
             decide(
                 &problem(CaseKind::Offline, "CP1", 5),
-                &[open.clone()],
+                std::slice::from_ref(&open),
                 t(5),
                 &cfg
             ),
@@ -459,7 +459,7 @@ mod tests {
         assert_eq!(
             decide(
                 &problem(CaseKind::Faulted, "CP2", 5),
-                &[open.clone()],
+                std::slice::from_ref(&open),
                 t(5),
                 &cfg
             ),
@@ -614,7 +614,6 @@ mod tests {
 
     #[test]
     fn sla_and_phone() {
-        let cfg = OpsConfig::default();
         let p = problem(CaseKind::Faulted, "CP1", 0);
         let mut c = case(1, &p);
         assert_eq!(c.sla_due_at, t(240));

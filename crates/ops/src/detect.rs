@@ -65,6 +65,11 @@ struct SessionTrack {
     last_energy: Option<(i64, DateTime<Utc>)>,
     /// Platform time of the last sign of progress (start, charging began, energy rose).
     progress_at: DateTime<Utc>,
+    /// Readings since then that showed no increase: the evidence of a stuck session (a meter
+    /// that reports rarely is not stuck).
+    flat_readings: u32,
+    /// Platform time of the last reading.
+    reading_at: Option<DateTime<Utc>>,
     stuck: bool,
     anomaly: bool,
 }
@@ -200,6 +205,7 @@ impl Detector {
                 {
                     for s in t.sessions.values_mut().filter(|s| s.evse == *evse_id) {
                         s.progress_at = now;
+                        s.flat_readings = 0;
                     }
                 }
             }
@@ -219,6 +225,8 @@ impl Detector {
                         started_at: *at,
                         last_energy: None,
                         progress_at: now,
+                        flat_readings: 0,
+                        reading_at: None,
                         stuck: false,
                         anomaly: false,
                     },
@@ -246,7 +254,10 @@ impl Detector {
                         cap_w / 1000.0
                     ));
                 }
+                s.reading_at = Some(now);
                 if let Some(e) = *energy_wh {
+                    let before = s.flat_readings;
+                    s.flat_readings = s.flat_readings.saturating_add(1);
                     match s.last_energy {
                         Some((prev, _)) if e < prev => {
                             anomaly = Some(format!(
@@ -269,6 +280,7 @@ impl Detector {
                                 }
                             }
                             s.progress_at = now;
+                            s.flat_readings = 0;
                             if s.stuck {
                                 s.stuck = false;
                                 t.active.remove(&(CaseKind::StuckSession, Some(s.evse)));
@@ -281,6 +293,8 @@ impl Detector {
                                 });
                             }
                         }
+                        // The first reading sets the baseline; it shows nothing yet.
+                        None => s.flat_readings = before,
                         _ => {}
                     }
                     if s.last_energy.is_none_or(|(_, prev_at)| *at >= prev_at) {
@@ -433,9 +447,14 @@ impl Detector {
             if t.online {
                 for (sid, s) in &mut t.sessions {
                     let charging = t.connectors.get(&s.evse) == Some(&ConnectorStatus::Charging);
+                    // Stuck: readings kept coming and showed no energy for the whole time, or
+                    // none came at all for twice as long (a meter gone silent mid-charge).
+                    let flat = s.flat_readings >= 2 && now - s.progress_at >= stuck_after;
+                    let silent = now - s.reading_at.unwrap_or(s.progress_at).max(s.progress_at)
+                        >= stuck_after * 2;
                     if charging
                         && !s.stuck
-                        && now - s.progress_at >= stuck_after
+                        && (flat || silent)
                         && t.active.insert((CaseKind::StuckSession, Some(s.evse)))
                     {
                         s.stuck = true;

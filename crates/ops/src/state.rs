@@ -128,7 +128,7 @@ mod tests {
             (Action::Close { note: None }, Closed),
             (Action::Reopen, New),
         ] {
-            s = next_state(s, &action).expect(action.name());
+            s = next_state(s, &action).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(s, want, "after {}", action.name());
         }
     }

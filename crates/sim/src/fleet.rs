@@ -78,6 +78,10 @@ pub type Credentials = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// Called with a station id and the number of cars waiting there whenever it changes.
 pub type QueueObserver = Arc<dyn Fn(&str, usize) + Send + Sync>;
 
+/// Charger ids a field crew has repaired, pushed from outside (the demo's operations loop) and
+/// taken by the fleet at its next step. With it, faults wait for a crew.
+pub type RepairRequests = Arc<std::sync::Mutex<Vec<String>>>;
+
 pub struct FleetConfig {
     pub endpoint: Endpoint,
     pub network: NetworkSpec,
@@ -94,6 +98,8 @@ pub struct FleetConfig {
     /// Per charger and simulated hour.
     pub fault_rate: f64,
     pub disconnect_rate: f64,
+    /// Repairs by field crews; `None`: faults clear by themselves after 1-4 h.
+    pub repairs: Option<RepairRequests>,
 }
 
 enum Cmd {
@@ -148,6 +154,18 @@ pub async fn run(config: FleetConfig, stats: Arc<FleetStats>, mut stop: watch::R
 
     let mut engine = Engine::new(&config.network, config.scenario, clock.now(), config.seed)
         .with_incident_rates(config.fault_rate, config.disconnect_rate);
+    if config.repairs.is_some() {
+        engine = engine.with_held_faults();
+    }
+    let slot_of: std::collections::HashMap<String, (usize, usize)> = config
+        .network
+        .stations
+        .iter()
+        .enumerate()
+        .flat_map(|(s, station)| {
+            (0..station.chargers.max(1) as usize).map(move |c| (charger_id(station, c), (s, c)))
+        })
+        .collect();
     let mut tick = tokio::time::interval(StdDuration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -159,6 +177,15 @@ pub async fn run(config: FleetConfig, stats: Arc<FleetStats>, mut stop: watch::R
             break;
         }
         let target = clock.now();
+        if let Some(repairs) = &config.repairs {
+            let done: Vec<String> =
+                std::mem::take(&mut *repairs.lock().unwrap_or_else(|e| e.into_inner()));
+            for id in done {
+                if let Some(&(s, c)) = slot_of.get(&id) {
+                    engine.repair(s, c);
+                }
+            }
+        }
         // Steps of at most a simulated minute keep the arrival process fine-grained.
         while engine.now() < target {
             let dt = (target - engine.now()).min(Duration::minutes(1));

@@ -79,7 +79,7 @@ struct Running {
 }
 
 /// Runs the engine over `spec.weeks` weeks before `spec.end` and returns the sessions that
-/// started in that time, in start order. A session still running at the end is cut there.
+/// started and ended in that time, in start order.
 /// `progress` is called with the share done (0 to 1) about once a simulated day.
 pub fn generate(
     network: &NetworkSpec,
@@ -173,14 +173,8 @@ pub fn generate(
             progress(steps as f64 / total_steps as f64);
         }
     }
-    for (station, chargers) in running.iter_mut().enumerate() {
-        for (charger, slot) in chargers.iter_mut().enumerate() {
-            if let Some(r) = slot.take() {
-                let end = r.until.min(spec.end);
-                finish(&mut out, station, charger, r, end, false);
-            }
-        }
-    }
+    // Sessions still running at the end are left out: the live fleet starts with every
+    // charger free, and a session cut at the start would look like a car that took a few Wh.
     progress(1.0);
     // Stable: sessions starting in the same step keep the engine's order.
     out.sort_by_key(|s| s.start);

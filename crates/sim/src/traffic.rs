@@ -350,8 +350,14 @@ pub struct Engine {
     /// Per charger and hour.
     fault_rate: f64,
     disconnect_rate: f64,
+    /// Faults wait for a repair from outside ([`Engine::repair`]) rather than clearing after a
+    /// random 1-4 h; `HELD_FAULT_LIMIT` still bounds them if nobody comes.
+    held_faults: bool,
     pub totals: Totals,
 }
+
+/// How long a held fault lasts when no repair comes.
+const HELD_FAULT_LIMIT: i64 = 24 * 60;
 
 impl Engine {
     pub fn new(
@@ -367,6 +373,7 @@ impl Engine {
             stations: network.stations.iter().map(StationSim::new).collect(),
             next_car: 1,
             fault_rate: 0.002,
+            held_faults: false,
             disconnect_rate: 0.003,
             totals: Totals::default(),
         }
@@ -377,6 +384,29 @@ impl Engine {
         self.fault_rate = fault_rate.max(0.0);
         self.disconnect_rate = disconnect_rate.max(0.0);
         self
+    }
+
+    /// Faults stay until [`Engine::repair`] (a field crew, in the demo) clears them.
+    pub fn with_held_faults(mut self) -> Engine {
+        self.held_faults = true;
+        self
+    }
+
+    /// A crew repaired the charger: a fault on it clears at the next step. False when the
+    /// charger is not faulted (or unknown).
+    pub fn repair(&mut self, station: usize, charger: usize) -> bool {
+        let now = self.now;
+        match self
+            .stations
+            .get_mut(station)
+            .and_then(|s| s.slots.get_mut(charger))
+        {
+            Some(Slot::Faulted { until }) => {
+                *until = now;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -466,7 +496,10 @@ impl Engine {
                     Slot::Charging { car_id, .. } => Some(car_id),
                     _ => None,
                 };
-                let repair = Duration::minutes(self.rng.random_range(60..240));
+                let mut repair = Duration::minutes(self.rng.random_range(60..240));
+                if self.held_faults {
+                    repair = Duration::minutes(HELD_FAULT_LIMIT);
+                }
                 self.stations[s].slots[c] = Slot::Faulted {
                     until: now + repair,
                 };

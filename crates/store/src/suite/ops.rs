@@ -44,7 +44,7 @@ pub async fn cases_round_trip_with_timeline<S: Store>(store: S) {
     let cfg = OpsConfig::default();
     let (new, first) = open_detected(&problem("CP1", CaseKind::Faulted, 1_000), &cfg);
     let mut case = store
-        .insert_case(&new, &[first.clone()])
+        .insert_case(&new, std::slice::from_ref(&first))
         .await
         .expect("insert");
     assert!(case.id > 0);
@@ -80,7 +80,7 @@ pub async fn cases_round_trip_with_timeline<S: Store>(store: S) {
     ] {
         let e = apply(&mut case, &action, "someone", at(t)).expect("transition");
         store
-            .update_case(&case, &[e.clone()])
+            .update_case(&case, std::slice::from_ref(&e))
             .await
             .expect("update");
         entries.push(e);
@@ -133,7 +133,7 @@ pub async fn cases_refuse_unknown_references<S: Store>(store: S) {
     };
     let (c, e) = open_hotline(&call, "agent", at(1_000), &cfg);
     assert_eq!(
-        kind(store.insert_case(&c, &[e.clone()]).await),
+        kind(store.insert_case(&c, std::slice::from_ref(&e)).await),
         ErrorKind::NotFound
     );
     let (c, e) = open_detected(&problem("CP-unknown", CaseKind::Offline, 1_000), &cfg);

@@ -99,10 +99,8 @@ fn missing_reference(conn: &Connection, c: &Case) -> StoreError {
 }
 
 fn check(c: &Case) -> Result<()> {
-    if let (Some(id), Some(station)) = (&c.charger_id, Some(&c.station_id)) {
-        if id.is_empty() || station.is_empty() {
-            return Err(StoreError::Invalid("empty charger or station id".into()));
-        }
+    if c.station_id.is_empty() || c.charger_id.as_deref() == Some("") {
+        return Err(StoreError::Invalid("empty charger or station id".into()));
     }
     if c.opened_at > c.sla_due_at {
         return Err(StoreError::Invalid("case due before it opened".into()));
