@@ -8,6 +8,7 @@ mod auth;
 mod error;
 pub mod forecast;
 pub mod ops;
+pub mod queue;
 mod routes;
 mod web;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     pub forecasts: forecast::Forecasts,
     /// The operations loop: cases, crews, detection settings.
     pub ops: ops::OpsState,
+    /// Queue numbers: active tickets, notifiers, diversion counters.
+    pub queue: queue::QueueState,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             tokens: auth::TokenCache::default(),
             forecasts: forecast::Forecasts::default(),
             ops: ops::OpsState::default(),
+            queue: queue::QueueState::default(),
         })
     }
 }
@@ -108,6 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
         .merge(web::router(state.clone()))
+        .merge(queue::router())
         .fallback(routes::not_found)
         .with_state(state)
 }
@@ -150,6 +155,16 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/network/summary",
     "/api/v1/stations/{id}/history",
     "/api/v1/public/stations",
+    // Served by `queue`: numbers, waits, diversion, the station card.
+    "/api/v1/stations/{id}/queue",
+    "/api/v1/stations/{id}/wait",
+    "/api/v1/queue/{ticket}",
+    "/api/v1/queue/{ticket}/call",
+    "/api/v1/queue/{ticket}/skip",
+    "/api/v1/queue/{ticket}/requeue",
+    "/api/v1/diversion",
+    "/api/v1/diversion/stats",
+    "/api/v1/public/stations/{id}/card",
     "/healthz",
     "/metrics",
 ];

@@ -37,6 +37,9 @@ pub struct Config {
     /// The operations loop: detection thresholds, SLAs, dispatch (`[ops]` in TOML,
     /// `CHARGEOPS_OPS_*` in the environment).
     pub ops: chargeops_ops::OpsConfig,
+    /// Queue numbers: plug-in window, queue size, webhook (`[queue]` in TOML,
+    /// `CHARGEOPS_QUEUE_*` in the environment).
+    pub queue: chargeops_queue::QueueConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             ykc_heartbeat_timeout_secs: YkcConfig::default().heartbeat_timeout.as_secs(),
             ykc_crc_order: "low-first".to_owned(),
             ops: chargeops_ops::OpsConfig::default(),
+            queue: chargeops_queue::QueueConfig::default(),
         }
     }
 }
@@ -169,6 +173,7 @@ impl Config {
             self.admin_token = Some(v);
         }
         self.ops.apply_env(&var).map_err(anyhow::Error::msg)?;
+        self.queue.apply_env(&var).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -194,6 +199,7 @@ impl Config {
             bail!("the admin token must be at least 16 characters");
         }
         self.ops.validate().map_err(anyhow::Error::msg)?;
+        self.queue.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

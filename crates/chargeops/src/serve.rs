@@ -105,6 +105,7 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     }
     let state = chargeops_api::AppState::new(store, live.clone(), gateway.clone());
     chargeops_api::ops::start(&state, config.ops.clone());
+    chargeops_api::queue::start(&state, config.queue.clone());
     let app = gateway.router().merge(chargeops_api::router(state));
 
     let listener = tokio::net::TcpListener::bind(config.listen)

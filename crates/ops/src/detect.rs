@@ -689,6 +689,25 @@ mod tests {
     }
 
     #[test]
+    fn a_meter_that_reports_rarely_is_not_stuck() {
+        let mut d = Detector::new(cfg());
+        d.on_event(&online(true), m(0));
+        d.on_event(&started(9), m(0));
+        d.on_event(&status(ConnectorStatus::Charging, None), m(0));
+        // A reading every 25 minutes (a fast-forwarded simulation), energy rising each time.
+        for (n, wh) in [(25, 1000), (50, 9000), (75, 17_000)] {
+            assert!(d.tick(m(n - 1)).is_empty(), "minute {n}");
+            d.on_event(&meter(9, wh, m(n), None), m(n));
+        }
+        assert!(d.tick(m(90)).is_empty());
+        // Silence for twice the threshold while charging is stuck.
+        assert_eq!(
+            problems(&d.tick(m(106))),
+            [(CaseKind::StuckSession, Some(1))]
+        );
+    }
+
+    #[test]
     fn a_session_not_charging_is_not_stuck() {
         let mut d = Detector::new(cfg());
         d.on_event(&online(true), m(0));

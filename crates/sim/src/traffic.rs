@@ -14,6 +14,9 @@ use rand::{Rng, SeedableRng};
 
 use chargeops_core::network_file::{Direction, NetworkSpec, StationKind, StationSpec};
 
+mod queueing;
+pub use queueing::{DiversionOptions, QueueReport, evaluate};
+
 /// China Standard Time: every scenario's calendar is local to the province.
 pub fn cst() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
@@ -354,6 +357,8 @@ pub struct Engine {
     /// random 1-4 h; `HELD_FAULT_LIMIT` still bounds them if nobody comes.
     held_faults: bool,
     pub totals: Totals,
+    /// Waits, wait estimates and (when on) diversion: see [`queueing`].
+    queueing: queueing::Queueing,
 }
 
 /// How long a held fault lasts when no repair comes.
@@ -376,6 +381,7 @@ impl Engine {
             held_faults: false,
             disconnect_rate: 0.003,
             totals: Totals::default(),
+            queueing: queueing::Queueing::new(network),
         }
     }
 
@@ -535,26 +541,33 @@ impl Engine {
         // Arrivals: a Poisson process thinned per step.
         let rate = self.stations[s].arrival_rate(now, self.scenario) * hours;
         let arrivals = poisson(&mut self.rng, rate);
+        self.arrive_diverted(s, now);
         for _ in 0..arrivals {
             let car = self.new_car();
             self.totals.arrived += 1;
-            self.stations[s].queue.push_back((car, now));
+            self.arrive(s, car, now);
         }
         // Drivers who lose patience drive on.
         let before = self.stations[s].queue.len();
-        self.stations[s]
-            .queue
-            .retain(|(car, at)| car.patience.is_none_or(|p| *at + p > now));
+        let queueing = &mut self.queueing;
+        self.stations[s].queue.retain(|(car, at)| {
+            let stays = car.patience.is_none_or(|p| *at + p > now);
+            if !stays {
+                queueing.abandoned(car, *at, now);
+            }
+            stays
+        });
         self.totals.abandoned += (before - self.stations[s].queue.len()) as u64;
         // Free chargers take the next cars in the order they came.
         for c in 0..self.stations[s].slots.len() {
             if !matches!(self.stations[s].slots[c], Slot::Free) {
                 continue;
             }
-            let Some((car, _)) = self.stations[s].queue.pop_front() else {
+            let Some((car, since)) = self.stations[s].queue.pop_front() else {
                 break;
             };
             let duration = car.charge_time(self.stations[s].power_kw);
+            self.queueing.plugged(s, c, &car, since, now, duration);
             let energy_wh = (car.energy_kwh() * 1000.0).round() as i64;
             self.totals.energy_kwh += car.energy_kwh();
             self.stations[s].slots[c] = Slot::Charging {

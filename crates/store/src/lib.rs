@@ -13,6 +13,7 @@ use chargeops_core::{
 };
 
 use chargeops_ops::{AuditEntry, Case, CaseKind, Crew, TimelineEntry};
+use chargeops_queue::Ticket;
 
 pub mod sqlite;
 pub mod suite;
@@ -120,6 +121,18 @@ pub struct CaseFilter {
     /// Only open cases (`Some(true)`: any state but closed) or only closed ones.
     pub open: Option<bool>,
     /// Opened at or after.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// Filter for listing queue tickets; `None` fields do not filter. Active tickets
+/// (`active: Some(true)`) come in call order per station, others newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TicketFilter {
+    pub station_id: Option<String>,
+    /// Only waiting, called and charging tickets (`Some(true)`), or only ended ones.
+    pub active: Option<bool>,
+    /// Taken at or after.
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
 }
@@ -247,4 +260,15 @@ pub trait Store: Send + Sync + 'static {
     async fn record_audit(&self, entry: &AuditEntry) -> Result<i64>;
     /// The newest `limit` audit entries, newest first.
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    // Queue tickets.
+    /// Stores a new ticket and returns it with its `number` (the station's largest plus one).
+    /// `NotFound` for an unknown station; `Conflict` when its contact already holds an active
+    /// (waiting, called or charging) ticket at the station, or the id exists.
+    async fn insert_ticket(&self, ticket: &Ticket) -> Result<Ticket>;
+    /// Saves a changed ticket (not its id, number, station or creation). `NotFound` for an
+    /// unknown ticket; `Conflict` when it would give its contact a second active ticket.
+    async fn update_ticket(&self, ticket: &Ticket) -> Result<()>;
+    async fn get_ticket(&self, id: &str) -> Result<Option<Ticket>>;
+    async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>>;
 }

@@ -30,10 +30,12 @@ use chargeops_core::{
 };
 
 use crate::CaseFilter;
+use crate::TicketFilter;
 use crate::{
     ImportedSession, Result, SessionFilter, SessionSpan, Started, Stopped, Store, StoreError,
 };
 use chargeops_ops::{AuditEntry, Case, Crew, TimelineEntry};
+use chargeops_queue::Ticket;
 
 use self::error::backend;
 use self::readers::Readers;
@@ -402,6 +404,29 @@ impl Store for SqliteStore {
 
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         self.read(move |c| queries::ops::list_audit(c, limit)).await
+    }
+
+    async fn insert_ticket(&self, ticket: &Ticket) -> Result<Ticket> {
+        let ticket = ticket.clone();
+        self.write(move |c| queries::queue::insert_ticket(c, &ticket))
+            .await
+    }
+
+    async fn update_ticket(&self, ticket: &Ticket) -> Result<()> {
+        let ticket = ticket.clone();
+        self.write(move |c| queries::queue::update_ticket(c, &ticket))
+            .await
+    }
+
+    async fn get_ticket(&self, id: &str) -> Result<Option<Ticket>> {
+        let id = id.to_owned();
+        self.read(move |c| queries::queue::get_ticket(c, &id)).await
+    }
+
+    async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        let filter = filter.clone();
+        self.read(move |c| queries::queue::list_tickets(c, &filter))
+            .await
     }
 }
 

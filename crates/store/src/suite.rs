@@ -28,6 +28,8 @@ use crate::{ErrorKind, ImportedSession, SessionFilter, SessionSpan, Store};
 
 mod ops;
 pub use ops::*;
+mod queue;
+pub use queue::*;
 
 /// Expands into one `#[tokio::test]` per conformance case, each given a store from `$make`
 /// (an expression of a future that yields a fresh, empty store).
@@ -56,6 +58,9 @@ macro_rules! store_conformance_suite {
             list_cases_filters,
             crews_and_crew_tokens,
             audit_log_appends,
+            tickets_numbered_per_station_and_round_trip,
+            tickets_one_active_per_contact,
+            tickets_list_active_in_call_order,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

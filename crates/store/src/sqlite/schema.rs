@@ -205,6 +205,40 @@ CREATE TABLE audit_log (
 ALTER TABLE api_tokens ADD COLUMN crew_id TEXT;
 "#,
     },
+    Migration {
+        version: 3,
+        name: "queue tickets",
+        sql: r#"
+-- Queue numbers. `id` is an unguessable token (a driver follows the ticket by it); `number` is
+-- per station. A contact holds one active number per station.
+CREATE TABLE queue_tickets (
+    id                 TEXT PRIMARY KEY,
+    number             INTEGER NOT NULL,
+    station_id         TEXT NOT NULL REFERENCES stations (id),
+    contact            TEXT,
+    state              TEXT NOT NULL,
+    order_key          INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    called_at          INTEGER,
+    charger_id         TEXT,
+    evse_id            INTEGER,
+    connector_id       INTEGER,
+    plug_by            INTEGER,
+    charging_at        INTEGER,
+    ended_at           INTEGER,
+    initial_estimate_s INTEGER,
+    source             TEXT NOT NULL,
+    passes             INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX queue_tickets_number ON queue_tickets (station_id, number);
+CREATE UNIQUE INDEX queue_tickets_active_contact ON queue_tickets (station_id, contact)
+    WHERE contact IS NOT NULL AND state IN ('waiting', 'called', 'charging');
+-- Active tickets are few and read at start and on every change; ended ones pile up.
+CREATE INDEX queue_tickets_active ON queue_tickets (station_id, order_key)
+    WHERE state IN ('waiting', 'called', 'charging');
+CREATE INDEX queue_tickets_created ON queue_tickets (created_at);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,189 @@
+//! The queue task: reads the event bus and ticks on the platform clock.
+//!
+//! - A connector becoming available: a charging ticket on it is done; then, if no called ticket
+//!   holds it, the next waiting ticket of the station is called and the connector reserved.
+//! - A connector becoming occupied or charging: the called ticket holding it is charging.
+//! - A held connector faulting or going offline: its called ticket goes back to the front.
+//! - A called ticket past its plug-in window: expired, and the connector goes to the next.
+//!
+//! Every change happens under the book's lock and is stored before the next one, so two
+//! connectors freeing at once call two different tickets.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use chargeops_core::{ConnectorStatus, Event};
+use chargeops_queue::{NotificationKind, QueueConfig, TicketAction, TicketState};
+
+use crate::{ApiError, AppState};
+
+use super::{dispatch, ensure_loaded, notification, save};
+
+pub(super) fn spawn(
+    state: Arc<AppState>,
+    config: QueueConfig,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !config.enabled {
+        tracing::info!("queue task is disabled");
+        return None;
+    }
+    // Subscribe before returning, so no event after start is missed.
+    let events = state.live.subscribe();
+    Some(tokio::spawn(run(state, config, events)))
+}
+
+async fn run(
+    state: Arc<AppState>,
+    config: QueueConfig,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+) {
+    {
+        let mut book = state.queue.book.lock().await;
+        if let Err(e) = ensure_loaded(&state, &mut book).await {
+            tracing::warn!(error = %e.message, "queue tickets not loaded yet; retrying on the next event");
+        }
+        // Connectors may have freed while the platform was down.
+        let stations: Vec<String> = book.active.keys().cloned().collect();
+        for s in stations {
+            if let Err(e) = dispatch(&state, &mut book, &s).await {
+                tracing::warn!(error = %e.message, station = %s, "queue dispatch failed");
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(StdDuration::from_millis(config.tick_ms.max(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tracing::info!(
+        plug_in_secs = config.plug_in_secs,
+        max_waiting = config.max_waiting,
+        webhook = config.webhook_url.is_some(),
+        "queue task started"
+    );
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(Event::StatusChanged { charger_id, station_id, evse_id, connector_id, status, .. }) => {
+                    if let Err(e) = on_status(&state, &charger_id, &station_id, evse_id, connector_id, status).await {
+                        tracing::warn!(code = e.code, error = %e.message, "queue event not applied");
+                    }
+                }
+                Ok(Event::ChargerOnline { charger_id, station_id, .. }) => {
+                    let mut book = state.queue.book.lock().await;
+                    book.chargers.entry(station_id).or_default().insert(charger_id);
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "queue task fell behind the event bus; re-checking every queue");
+                    recheck_all(&state).await;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = tick.tick() => {
+                if let Err(e) = expire_no_shows(&state).await {
+                    tracing::warn!(code = e.code, error = %e.message, "queue no-show check failed");
+                }
+            }
+        }
+    }
+}
+
+async fn recheck_all(state: &AppState) {
+    let mut book = state.queue.book.lock().await;
+    let stations: Vec<String> = book.active.keys().cloned().collect();
+    for s in stations {
+        if let Err(e) = dispatch(state, &mut book, &s).await {
+            tracing::warn!(error = %e.message, station = %s, "queue dispatch failed");
+        }
+    }
+}
+
+async fn on_status(
+    state: &AppState,
+    charger_id: &str,
+    station_id: &str,
+    evse_id: u32,
+    connector_id: u32,
+    status: ConnectorStatus,
+) -> Result<(), ApiError> {
+    let mut book = state.queue.book.lock().await;
+    ensure_loaded(state, &mut book).await?;
+    book.chargers
+        .entry(station_id.to_owned())
+        .or_default()
+        .insert(charger_id.to_owned());
+    if book.tickets(station_id).is_empty() {
+        return Ok(());
+    }
+    let now = state.live.now();
+    let holder = book
+        .tickets(station_id)
+        .iter()
+        .find(|t| {
+            matches!(t.state, TicketState::Called | TicketState::Charging)
+                && t.holds(charger_id, evse_id, connector_id)
+        })
+        .cloned();
+    match (status, holder) {
+        (ConnectorStatus::Occupied | ConnectorStatus::Charging, Some(t))
+            if t.state == TicketState::Called =>
+        {
+            let t = t
+                .apply(&TicketAction::Plugged, now)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            tracing::info!(ticket = %t.id, number = t.number, "queue number plugged in");
+            save(state, &mut book, t).await?;
+        }
+        (ConnectorStatus::Available, Some(t)) if t.state == TicketState::Charging => {
+            let t = t
+                .apply(&TicketAction::Finished, now)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            save(state, &mut book, t).await?;
+        }
+        (
+            ConnectorStatus::Faulted | ConnectorStatus::Unavailable | ConnectorStatus::Offline,
+            Some(t),
+        ) if t.state == TicketState::Called => {
+            let t = t
+                .apply(&TicketAction::Release, now)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            tracing::info!(ticket = %t.id, number = t.number, "reserved connector went out of service; back to the front");
+            save(state, &mut book, t).await?;
+        }
+        _ => {}
+    }
+    dispatch(state, &mut book, station_id).await?;
+    Ok(())
+}
+
+async fn expire_no_shows(state: &AppState) -> Result<(), ApiError> {
+    let mut book = state.queue.book.lock().await;
+    if !book.loaded {
+        ensure_loaded(state, &mut book).await?;
+    }
+    let now = state.live.now();
+    let due: Vec<_> = book
+        .active
+        .values()
+        .flatten()
+        .filter(|t| t.state == TicketState::Called && t.plug_by.is_some_and(|p| p <= now))
+        .cloned()
+        .collect();
+    let mut stations = Vec::new();
+    for t in due {
+        let t = t
+            .apply(&TicketAction::NoShow, now)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        tracing::info!(ticket = %t.id, number = t.number, station = %t.station_id, "queue number expired: nobody plugged in");
+        state
+            .queue
+            .notify(&notification(&t, NotificationKind::Expired, now));
+        stations.push(t.station_id.clone());
+        save(state, &mut book, t).await?;
+    }
+    stations.dedup();
+    for s in stations {
+        dispatch(state, &mut book, &s).await?;
+    }
+    Ok(())
+}
