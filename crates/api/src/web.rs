@@ -79,6 +79,14 @@ static ASSETS: &[Asset] = &[
     asset!("js/hotline.js", JS),
     asset!("js/board.js", JS),
     asset!("js/crew.js", JS),
+    asset!("queue.html", HTML),
+    asset!("staff.html", HTML),
+    asset!("card.html", HTML),
+    asset!("css/queue.css", CSS),
+    asset!("js/queue.js", JS),
+    asset!("js/staff.js", JS),
+    asset!("js/card.js", JS),
+    asset!("js/diversion.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("geo/hunan.geojson", GEOJSON),
     asset!("geo/hunan-prefectures.geojson", GEOJSON),
@@ -209,6 +217,19 @@ async fn crew_page(headers: HeaderMap) -> Response {
     serve("crew.html", &headers)
 }
 
+// Queue numbers: the driver's number, the staff desk, the station card.
+async fn queue_page(headers: HeaderMap) -> Response {
+    serve("queue.html", &headers)
+}
+
+async fn staff_page(headers: HeaderMap) -> Response {
+    serve("staff.html", &headers)
+}
+
+async fn card_page(headers: HeaderMap) -> Response {
+    serve("card.html", &headers)
+}
+
 async fn favicon(headers: HeaderMap) -> Response {
     serve("favicon.svg", &headers)
 }
@@ -233,6 +254,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/hotline", get(hotline_page))
         .route("/board", get(board_page))
         .route("/crew", get(crew_page))
+        .route("/queue", get(queue_page))
+        .route("/staff", get(staff_page))
+        .route("/card", get(card_page))
         .route("/favicon.ico", get(favicon))
         .route("/assets/{*path}", get(assets))
         .route("/api/v1/public/stations", get(public_stations))

@@ -73,7 +73,12 @@ proptest! {
         let bytes = frame::encode(&f, order).unwrap();
         let (d, used) = frame::decode(&bytes).unwrap();
         prop_assert_eq!(used, bytes.len());
-        prop_assert_eq!(d.crc_order, order);
+        // A CRC whose two bytes are equal reads the same in either order: nothing tells them
+        // apart, and the decoder reports low byte first.
+        let crc = &bytes[bytes.len() - 2..];
+        if crc[0] != crc[1] {
+            prop_assert_eq!(d.crc_order, order);
+        }
         prop_assert_eq!(&d.frame, &f);
     }
 
