@@ -708,7 +708,7 @@ async fn estimate_behind(state: &AppState, book: &Book, id: &str) -> ApiResult<O
     Ok(estimate::wait(&slots, ahead, &h).map(|e| e.wait_s.round() as i64))
 }
 
-async fn load_ticket<'a>(book: &'a Book, state: &AppState, id: &str) -> ApiResult<Ticket> {
+async fn load_ticket(book: &Book, state: &AppState, id: &str) -> ApiResult<Ticket> {
     if !valid_ticket_id(id) {
         return Err(ApiError::not_found("ticket not found"));
     }

@@ -87,6 +87,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/staff.js", JS),
     asset!("js/card.js", JS),
     asset!("js/diversion.js", JS),
+    asset!("css/diversion.css", CSS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("geo/hunan.geojson", GEOJSON),
     asset!("geo/hunan-prefectures.geojson", GEOJSON),
