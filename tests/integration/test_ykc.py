@@ -221,6 +221,12 @@ class YkcCharger:
         self.send(0x13, realtime_body(self.cid, gun, status, plugged, **kw))
 
     def close(self) -> None:
+        # shutdown() sends the FIN now; close() alone would wait for the reader thread, which
+        # still holds the socket in recv(), and the platform would not see the charger leave.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
