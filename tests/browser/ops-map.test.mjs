@@ -141,6 +141,13 @@ test('a status change sent by a charge point shows on the map and in the panel w
   await waitUntil(async () => /\bhas-fault\b/.test(await markerClass(page, id)), { what: 'marker shows a fault' });
   await waitUntil(async () => /GroundFailure/.test(await page.textContent(chip2)), { what: 'error code shown (after reload of the charger list)' }).catch(() => {});
 
+  // A queue sensor counts cars waiting: the panel, the marker's label and the attention list
+  // say how many, live.
+  await server.ok('PUT', `/api/v1/stations/${id}/waiting`, { waiting: 7 });
+  await waitUntil(async () => /7 cars waiting/.test(await page.textContent('#panel .wait')), { what: 'panel shows the queue' });
+  await waitUntil(async () => /7 waiting/.test(await page.getAttribute(`.marker[data-id="${id}"]`, 'aria-label')), { what: 'marker label shows the queue' });
+  await waitUntil(async () => /7 waiting/.test(await page.textContent('#attention-list')), { what: 'attention list shows the queue' });
+
   assert.deepEqual(navigations, [], 'the page did not reload');
   assert.deepEqual(errors, []);
   await context.close();

@@ -252,3 +252,24 @@ def test_event_stream_is_server_sent_events(server):
         names = {name for name, _ in events.raw}
         assert names <= {"status_changed", "session_started", "session_stopped", "charger_online",
                          "charger_offline", "charger_booted", "queue_changed", "case_changed"}, names
+
+
+def test_cars_waiting_at_a_station_are_observed_and_published(server):
+    sid = uid("st")
+    server.ok("POST", "/api/v1/stations", {"id": sid, "name": "Queue Sensor Area"}, status=201)
+    assert server.ok("GET", f"/api/v1/stations/{sid}")["waiting"] == 0
+    with EventStream(server) as events:
+        assert server.ok("PUT", f"/api/v1/stations/{sid}/waiting", {"waiting": 12})["waiting"] == 12
+
+        async def scenario():
+            ev = await events.await_for(lambda e: e.get("_event") == "queue_changed" and e.get("station_id") == sid)
+            assert ev["waiting"] == 12
+
+        run(scenario())
+    assert server.ok("GET", f"/api/v1/stations/{sid}")["waiting"] == 12
+    # Bad input changes nothing.
+    assert_error(server.api("PUT", f"/api/v1/stations/{sid}/waiting", {"waiting": -1}), 400)
+    assert_error(server.api("PUT", f"/api/v1/stations/{sid}/waiting", {"waiting": 10_001}), 400)
+    assert_error(server.api("PUT", f"/api/v1/stations/{sid}/waiting", {"cars": 3}), 400)
+    assert_error(server.api("PUT", "/api/v1/stations/nowhere/waiting", {"waiting": 3}), 404)
+    assert server.ok("GET", f"/api/v1/stations/{sid}")["waiting"] == 12

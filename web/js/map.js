@@ -221,7 +221,8 @@ export class MapView {
       const cls = `marker s-${s.state}${faulty ? ' has-fault' : ''}${this.selected === s.id ? ' selected' : ''}`;
       if (m.el.getAttribute('class') !== cls) m.el.setAttribute('class', cls);
       const [zh, latin] = nameLines(s.name);
-      const label = `${zh}${latin ? ` ${latin}` : ''}, ${s.highway || ''} ${directionLabel(s.direction)}: ${s.state}, ${s.connectors.available} of ${total(s.connectors)} connectors free`;
+      const queued = s.waiting > 0 ? `, ${s.waiting} waiting` : '';
+      const label = `${zh}${latin ? ` ${latin}` : ''}, ${s.highway || ''} ${directionLabel(s.direction)}: ${s.state}, ${s.connectors.available} of ${total(s.connectors)} connectors free${queued}`;
       if (m.label !== label) { m.el.setAttribute('aria-label', label); m.label = label; }
       m.state = s.state;
     }

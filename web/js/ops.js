@@ -152,13 +152,15 @@ function renderAttention() {
   const list = [...net.stations.values()]
     .filter((s) => s.state in ATTENTION_RANK || s.connectors.faulted > 0)
     .sort((a, b) => (ATTENTION_RANK[a.state] ?? 3) - (ATTENTION_RANK[b.state] ?? 3)
+      || (b.waiting || 0) - (a.waiting || 0)
       || (b.connectors.occupied + b.connectors.charging) - (a.connectors.occupied + a.connectors.charging)
       || a.name.localeCompare(b.name));
   $('attention-count').textContent = list.length;
   $('attention-list').replaceChildren(...list.slice(0, 40).map((s) => {
     const [zh, latin] = nameLines(s.name);
     const c = s.connectors;
-    const why = s.state === 'full' ? `${c.occupied + c.charging}/${total(c)} busy`
+    const why = s.state === 'full' && s.waiting > 0 ? `${s.waiting} waiting`
+      : s.state === 'full' ? `${c.occupied + c.charging}/${total(c)} busy`
       : s.state === 'fault' ? 'out of service'
       : s.state === 'offline' ? 'offline'
       : `${c.faulted} faulted`;
@@ -269,6 +271,11 @@ function connectEvents() {
       refreshStation(ev.station_id);
       if (panel.openId === ev.station_id) panel.chargerChanged();
       summarySoon();
+    },
+    queue_changed: (ev) => {
+      if (!net.applyQueue(ev)) return;
+      if (panel.openId === ev.station_id) panel.update(net.stations.get(ev.station_id));
+      renderAttentionSoon();
     },
     session_started: (ev) => { if (panel.openId === ev.station_id) panel.sessionChanged(); },
     session_stopped: (ev) => {

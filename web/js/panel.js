@@ -92,7 +92,9 @@ export class StationPanel {
     badge.textContent = STATE_LABEL[station.state] || station.state;
     this.q('.free').textContent = `${c.available} of ${all} free`;
     const inUse = c.occupied + c.charging + c.reserved;
-    this.q('.wait').textContent = c.available > 0 || !inUse ? '' : `≈ ${formatDuration(2400 / (inUse + 1))} wait`;
+    const queued = station.waiting > 0 ? `${station.waiting} car${station.waiting === 1 ? '' : 's'} waiting` : '';
+    const wait = c.available > 0 || !inUse ? '' : `≈ ${formatDuration(2400 * ((station.waiting || 0) + 1) / (inUse + 1))} wait`;
+    this.q('.wait').textContent = [queued, wait].filter(Boolean).join(' · ');
     const bar = this.q('.bar');
     bar.replaceChildren(...STATUS_ORDER.filter((k) => c[k] > 0).map((k) =>
       el('span', { style: `flex-grow:${c[k]};background:var(--c-${k})`, title: `${STATUS_LABEL[k]}: ${c[k]}` })));

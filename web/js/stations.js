@@ -49,6 +49,15 @@ export class Network {
     return true;
   }
 
+  /** A `queue_changed` event: the number of cars seen waiting at a station. */
+  applyQueue(ev) {
+    const st = this.stations.get(ev.station_id);
+    if (!st) return false;
+    st.waiting = ev.waiting;
+    this.touch(st.id);
+    return true;
+  }
+
   touch(id) {
     this.dirty.add(id);
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use chargeops_core::Live;
 use chargeops_gateway::Gateway;
@@ -66,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(routes::list_stations).post(routes::create_station),
         )
         .route("/stations/{id}", get(routes::get_station))
+        .route("/stations/{id}/waiting", put(routes::set_waiting))
         .route(
             "/chargers",
             get(routes::list_chargers).post(routes::create_charger),
@@ -121,6 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub const API_PATHS: &[&str] = &[
     "/api/v1/stations",
     "/api/v1/stations/{id}",
+    "/api/v1/stations/{id}/waiting",
     "/api/v1/chargers",
     "/api/v1/chargers/{id}",
     "/api/v1/chargers/{id}/accept",

@@ -162,6 +162,34 @@ pub(crate) async fn get_station(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Waiting {
+    waiting: u64,
+}
+
+/// Cars seen waiting at a station, from a queue sensor at the entrance or staff counting.
+pub(crate) async fn set_waiting(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<StationView>> {
+    caller.require_write()?;
+    let w: Waiting = body(&bytes)?;
+    if w.waiting > 10_000 {
+        return Err(ApiError::bad_request("waiting must be at most 10000"));
+    }
+    let station = state
+        .store
+        .get_station(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("station {id} not found")))?;
+    state.live.add_station(&id);
+    state.live.set_waiting(&id, w.waiting);
+    Ok(Json(station_view(&state, station)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewStation {
     id: String,
     name: String,
