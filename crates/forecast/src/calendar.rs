@@ -1,7 +1,10 @@
 //! Holiday calendars: the days a region does not behave like an ordinary day of its weekday.
 //! They are known in advance, so the model uses them as known regressors: a holiday draws its
 //! seasonal analogs from earlier holidays (or from Sundays when there are none in the history),
-//! and a make-up working day (China's 调休上班, a weekend day worked) from working days.
+//! and a make-up working day (China's 调休上班, a weekend day worked) from working days. The
+//! days of a long block and the days around it (the travel before and after a long holiday)
+//! draw their analogs from the same relative day of the same holiday in earlier years when the
+//! history reaches back that far ([`Calendar::earlier_occurrences`]).
 
 use std::collections::BTreeMap;
 
@@ -26,7 +29,39 @@ pub enum DayKind {
 pub struct Calendar {
     zone: Zone,
     days: BTreeMap<NaiveDate, (DayKind, String)>,
+    /// Runs of consecutive holiday days of one name, in date order.
+    blocks: Vec<Block>,
 }
+
+/// A run of consecutive holiday days with the same name (one official days-off block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    name: String,
+    start: NaiveDate,
+    end: NaiveDate,
+}
+
+impl Block {
+    fn len(&self) -> i64 {
+        (self.end - self.start).num_days() + 1
+    }
+
+    /// The same holiday in another year: one name contains the other ("National Day" and
+    /// "National Day and Mid-Autumn Festival", "Christmas Day (substitute day)").
+    fn same_holiday(&self, other: &Block) -> bool {
+        self.name.contains(&other.name) || other.name.contains(&self.name)
+    }
+}
+
+/// Days before a holiday block of [`LONG_BLOCK`] days or more that behave in relation to it
+/// (the outbound travel before a long holiday).
+pub const DAYS_BEFORE: i64 = 7;
+/// Days after such a block that do (the late return).
+pub const DAYS_AFTER: i64 = 3;
+/// Blocks this long or longer have days before and after; shorter ones only their own days.
+pub const LONG_BLOCK: i64 = 3;
+/// Earlier occurrences of a holiday looked up (one a year).
+pub const YEARS_BACK: usize = 2;
 
 /// A day's class for choosing seasonal analogs: 0-6 for Monday-Sunday, 7 for a holiday.
 pub type DayClass = u8;
@@ -41,6 +76,7 @@ impl Calendar {
         Self {
             zone,
             days: BTreeMap::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -100,7 +136,96 @@ impl Calendar {
             };
             days.insert(date, (kind, name));
         }
-        Ok(Self { zone, days })
+        let mut blocks: Vec<Block> = Vec::new();
+        for (&date, (kind, name)) in &days {
+            if *kind != DayKind::Holiday {
+                continue;
+            }
+            match blocks.last_mut() {
+                Some(b) if b.name == *name && (date - b.end).num_days() == 1 => b.end = date,
+                _ => blocks.push(Block {
+                    name: name.clone(),
+                    start: date,
+                    end: date,
+                }),
+            }
+        }
+        Ok(Self { zone, days, blocks })
+    }
+
+    /// The block whose calendar-relative days include `date`: the block's own days, and for
+    /// a block of [`LONG_BLOCK`] days or more the [`DAYS_BEFORE`] days before it and the
+    /// [`DAYS_AFTER`] after it (the nearest block when windows overlap).
+    fn block_around<'a>(&'a self, date: NaiveDate) -> Option<&'a Block> {
+        let i = self.blocks.partition_point(|b| b.end < date);
+        let window = |b: &'a Block| -> Option<(i64, &'a Block)> {
+            let (before, after) = if b.len() >= LONG_BLOCK {
+                (DAYS_BEFORE, DAYS_AFTER)
+            } else {
+                (0, 0)
+            };
+            let dist = if date < b.start {
+                (b.start - date).num_days()
+            } else if date > b.end {
+                (date - b.end).num_days()
+            } else {
+                0
+            };
+            let inside = date >= b.start - chrono::Days::new(before as u64)
+                && date <= b.end + chrono::Days::new(after as u64);
+            inside.then_some((dist, b))
+        };
+        [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|j| self.blocks.get(j))
+            .filter_map(window)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, b)| b)
+    }
+
+    /// Whether `date` is a calendar-relative day (see [`Calendar::earlier_occurrences`]).
+    pub fn is_relative(&self, date: NaiveDate) -> bool {
+        self.block_around(date).is_some()
+    }
+
+    /// For a calendar-relative day (a holiday, or a day shortly before or after a long holiday
+    /// block), the same relative day of the same holiday in up to [`YEARS_BACK`] earlier years,
+    /// most recent first: days before a block count from the block's first day (the outbound
+    /// rush follows the start of the days off), its own days and the days after from its last
+    /// day (the return follows the end of the days off, and the end of a lunar holiday is tied
+    /// to the festival more closely than its start: the Spring Festival block ends on the 7th
+    /// or 8th day of the first month every year, while it starts two days before the festival
+    /// in 2026, one in 2025 and on the festival in 2024). Only blocks of [`LONG_BLOCK`] days
+    /// or more: a one-day bank holiday keeps the ordinary holiday analogs (a year-old analog
+    /// made the Perth & Kinross evaluation worse). Empty for an ordinary day or when the
+    /// calendar has no earlier occurrence.
+    pub fn earlier_occurrences(&self, date: NaiveDate) -> Vec<NaiveDate> {
+        let Some(block) = self.block_around(date).filter(|b| b.len() >= LONG_BLOCK) else {
+            return Vec::new();
+        };
+        let from_start = (date - block.start).num_days();
+        let from_end = (date - block.end).num_days();
+        let by_start = date < block.start;
+        let mut out = Vec::new();
+        let mut prev_start = block.start;
+        for b in self.blocks.iter().rev() {
+            if out.len() >= YEARS_BACK {
+                break;
+            }
+            let gap = (prev_start - b.start).num_days();
+            if b.start >= prev_start || !b.same_holiday(block) || !(300..=430).contains(&gap) {
+                continue;
+            }
+            let day = if by_start {
+                b.start + chrono::Duration::days(from_start)
+            } else {
+                b.end + chrono::Duration::days(from_end)
+            };
+            out.push(day);
+            prev_start = b.start;
+        }
+        out
     }
 
     /// The kind of a date, if it is exceptional.
@@ -153,6 +278,35 @@ mod tests {
         assert_eq!(cn.kind(d("2026-02-23")), Some(DayKind::Holiday));
         assert_eq!(cn.kind(d("2026-10-10")), Some(DayKind::MakeUpWorkday));
         assert!(cn.kind(d("2027-02-06")).is_none(), "2027 is not published");
+    }
+
+    #[test]
+    fn earlier_occurrences_follow_the_block() {
+        let cn = Calendar::china();
+        // 2026 Spring Festival block 15-23 Feb (9 days), 2025's 28 Jan-4 Feb (8 days), 2024's
+        // 10-17 Feb (8 days).
+        assert_eq!(
+            cn.earlier_occurrences(d("2026-02-15")),
+            vec![d("2025-01-27"), d("2024-02-09")]
+        );
+        // Days before count from the first day, the block and after from the last.
+        assert_eq!(cn.earlier_occurrences(d("2026-02-10"))[0], d("2025-01-23"));
+        assert_eq!(cn.earlier_occurrences(d("2026-02-22"))[0], d("2025-02-03"));
+        assert_eq!(cn.earlier_occurrences(d("2026-02-26"))[0], d("2025-02-07"));
+        // Ordinary days, and days too far from a block.
+        assert!(cn.earlier_occurrences(d("2026-03-10")).is_empty());
+        assert!(cn.earlier_occurrences(d("2026-02-07")).is_empty());
+        // 2024 has no earlier Spring Festival in the calendar.
+        assert!(cn.earlier_occurrences(d("2024-02-12")).is_empty());
+        // A one-day holiday keeps the ordinary holiday analogs.
+        let sc = Calendar::scotland();
+        assert!(sc.earlier_occurrences(d("2019-08-05")).is_empty());
+        assert!(sc.earlier_occurrences(d("2019-08-04")).is_empty());
+        assert!(
+            Calendar::empty(Zone::CHINA)
+                .earlier_occurrences(d("2026-02-15"))
+                .is_empty()
+        );
     }
 
     #[test]

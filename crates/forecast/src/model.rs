@@ -8,7 +8,10 @@
 //! - **fresh** occupancy from sessions that will start after the origin, estimated from
 //!   analog days: what sessions started after the same time of day produced on the last few
 //!   days of the same class (same weekday, or holiday; see [`crate::calendar`]) and on the
-//!   last seven days of any class.
+//!   last seven days of any class. A calendar-relative day (a day of a long holiday block or
+//!   shortly before or after one, see [`Calendar::earlier_occurrences`]) whose same relative day
+//!   of earlier years is in the history takes both analogs from those days instead, scaled by the
+//!   site's change in level on ordinary days since then.
 //!
 //! The forecast is `b_r * continuation + b_w * fresh(same class) + b_d * fresh(last week)`,
 //! with the three weights fitted per site by ridge regression (shrunk towards `1, 0.5, 0.5`) on
@@ -17,11 +20,13 @@
 //! `sqrt(forecast + delta)` (residual spread grows with the level on zero-heavy series).
 //! Arrivals use the same machinery without the continuation term.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::ForecastError;
-use crate::calendar::{Calendar, DayClass, HOLIDAY_CLASS, SUNDAY_CLASS};
+use crate::calendar::{Calendar, DayClass, HOLIDAY_CLASS, SUNDAY_CLASS, YEARS_BACK};
 use crate::history::{SiteHistory, hour_instant, minute_of};
 use crate::queue::{self, QueueEstimate};
 
@@ -252,6 +257,19 @@ struct Prepared {
     class: Vec<DayClass>,
     /// Whether each of those hours is on a calendar day (holiday or make-up working day).
     special: Vec<bool>,
+    /// For each hour from `origin - 24 * train_days` to the end of the horizon on a
+    /// calendar-relative day: the shifts in days to the same relative day of the same holiday
+    /// in earlier years whose history is on record, with the year index (0 = last year).
+    earlier: Vec<Vec<(usize, i64)>>,
+    /// First hour of `earlier`.
+    earlier_base: i64,
+    /// Fresh occupancy and arrivals of the day blocks `origin - 24j` the earlier occurrences
+    /// need, by `j`.
+    far_fresh: HashMap<usize, ([f64; 24], [f64; 24])>,
+    /// Plain occupancy and arrivals of far hours (analogs beyond the first day), by hour.
+    far_plain: HashMap<i64, (f64, f64)>,
+    /// Level now over level a year (two years) earlier on ordinary days, (occupancy, arrivals).
+    level_ratio: [(f64, f64); YEARS_BACK],
     survival: Durations,
     running_at_origin: usize,
     train_days: usize,
@@ -327,6 +345,102 @@ impl Prepared {
             .collect();
         let class = dates.iter().map(|&d| calendar.class(d)).collect();
         let special = dates.iter().map(|&d| calendar.kind(d).is_some()).collect();
+        let earlier_base = origin - 24 * cfg.train_days as i64;
+        let first_hour = history
+            .first_start()
+            .map_or(i64::MAX, |m| m.div_euclid(60) + 24);
+        let mut memo: HashMap<NaiveDate, Vec<i64>> = HashMap::new();
+        let mut earlier = Vec::new();
+        let mut far_fresh = HashMap::new();
+        let mut far_plain = HashMap::new();
+        if !calendar.is_empty() {
+            for (i, &date) in dates
+                .iter()
+                .enumerate()
+                .skip((earlier_base - base) as usize)
+            {
+                let hour = base + i as i64;
+                let shifts = memo.entry(date).or_insert_with(|| {
+                    calendar
+                        .earlier_occurrences(date)
+                        .into_iter()
+                        .map(|d| (date - d).num_days())
+                        .collect()
+                });
+                let mut row = Vec::new();
+                for (y, &s) in shifts.iter().enumerate() {
+                    let analog = hour - 24 * s;
+                    if analog < first_hour || analog >= origin {
+                        continue;
+                    }
+                    if hour < origin + 24 {
+                        // The target of origin `k` days back at horizon h <= 24: the block
+                        // `origin - 24 (k + s)`, any origin k that reaches this hour.
+                        let k_min = (origin - hour).div_euclid(24).max(0);
+                        for k in [k_min, k_min + 1] {
+                            let j = (k + s) as usize;
+                            let b = origin - 24 * j as i64;
+                            far_fresh.entry(j).or_insert_with(|| {
+                                let o =
+                                    history.occupancy_from(b, b + 24, (b * 60, (b + 24) * 60), cut);
+                                let a = history.arrivals(b, b + 24, cut);
+                                (to_day(&o), to_day(&a))
+                            });
+                        }
+                    }
+                    if hour >= origin + 24 {
+                        far_plain.entry(analog).or_insert_with(|| {
+                            let o = history.occupancy(analog, analog + 1, cut);
+                            let a = history.arrivals(analog, analog + 1, cut);
+                            (
+                                o.first().copied().unwrap_or(0.0),
+                                a.first().copied().unwrap_or(0.0),
+                            )
+                        });
+                    }
+                    row.push((y, s));
+                }
+                earlier.push(row);
+            }
+        }
+        let mut level_ratio = [(1.0, 1.0); YEARS_BACK];
+        if earlier.iter().any(|r| !r.is_empty()) {
+            let ordinary = |d: NaiveDate| calendar.kind(d).is_none() && !calendar.is_relative(d);
+            let level = |occ: &[f64], arr: &[f64], from: i64| {
+                let (mut so, mut sa, mut n) = (0.0, 0.0, 0usize);
+                for (i, (o, a)) in occ.iter().zip(arr).enumerate() {
+                    if ordinary(zone.to_local(hour_instant(from + i as i64)).date()) {
+                        so += o;
+                        sa += a;
+                        n += 1;
+                    }
+                }
+                (n > 0).then(|| (so / n as f64, sa / n as f64))
+            };
+            let now = level(&occ, &arr, base);
+            for (y, r) in level_ratio.iter_mut().enumerate() {
+                let from = base - 24 * 364 * (y as i64 + 1);
+                if from < first_hour {
+                    continue;
+                }
+                let to = origin - 24 * 364 * (y as i64 + 1);
+                let then = level(
+                    &history.occupancy(from, to, cut),
+                    &history.arrivals(from, to, cut),
+                    from,
+                );
+                if let (Some(n), Some(t)) = (now, then) {
+                    let ratio = |a: f64, b: f64| {
+                        if b > 1e-9 {
+                            (a / b).clamp(0.5, 2.0)
+                        } else {
+                            1.0
+                        }
+                    };
+                    *r = (ratio(n.0, t.0), ratio(n.1, t.1));
+                }
+            }
+        }
         Self {
             origin,
             base,
@@ -338,6 +452,11 @@ impl Prepared {
             continuation_far,
             class,
             special,
+            earlier,
+            earlier_base,
+            far_fresh,
+            far_plain,
+            level_ratio,
             survival,
             running_at_origin,
             train_days: cfg.train_days,
@@ -381,6 +500,39 @@ impl Prepared {
                 Target::Arrivals => self.arr.get(i).copied(),
             }
         }
+    }
+
+    /// For a calendar-relative target hour with earlier occurrences on record: the mean of the
+    /// same relative hour in earlier years, each scaled by the level ratio of its year.
+    fn earlier_mean(&self, target: Target, k: usize, h: usize) -> Option<f64> {
+        let hour = self.origin - 24 * k as i64 + h as i64 - 1;
+        let row = self
+            .earlier
+            .get(usize::try_from(hour - self.earlier_base).ok()?)?;
+        let mut sum = 0.0;
+        let mut n = 0;
+        for &(y, s) in row {
+            let v = if h <= 24 {
+                let (o, a) = self.far_fresh.get(&(k + s as usize))?;
+                match target {
+                    Target::Occupancy => o[h - 1],
+                    Target::Arrivals => a[h - 1],
+                }
+            } else {
+                let (o, a) = self.far_plain.get(&(hour - 24 * s))?;
+                match target {
+                    Target::Occupancy => *o,
+                    Target::Arrivals => *a,
+                }
+            };
+            let (ro, ra) = self.level_ratio[y];
+            sum += v * match target {
+                Target::Occupancy => ro,
+                Target::Arrivals => ra,
+            };
+            n += 1;
+        }
+        (n > 0).then(|| sum / n as f64)
     }
 
     /// Mean of up to `n` most recent analogs whose day matches.
@@ -430,6 +582,11 @@ impl Prepared {
             Target::Occupancy if h <= 24 => self.continuation.get(k).map_or(0.0, |d| d[h - 1]),
             Target::Occupancy => self.continuation_far.get(h - 25).copied().unwrap_or(0.0),
         };
+        // A calendar-relative day (a holiday or a day around a long holiday block) with the same
+        // relative day of earlier years on record takes both analogs from those years.
+        if let Some(v) = self.earlier_mean(target, k, h) {
+            return [cont, v, v];
+        }
         let target_hour = self.origin - 24 * k as i64 + h as i64 - 1;
         let class = self.class_of(target_hour);
         // Recent days of any kind, except for exceptional days (holidays, make-up working

@@ -381,6 +381,61 @@ mod forecaster {
         assert!(busy(&with) < 0.2, "with calendar: {}", busy(&with));
         assert!(busy(&without) > 0.6, "without calendar: {}", busy(&without));
     }
+
+    #[test]
+    fn a_holiday_block_is_forecast_from_the_same_days_last_year() {
+        // A site busy 08:00-20:00 on the days of the 2025 Spring Festival block (28 Jan-4 Feb)
+        // and the day before it, quiet (10:00-11:00) on every other day, New Year included.
+        let cal = Calendar::china();
+        let day0 = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let rush = |d: NaiveDate| {
+            (NaiveDate::from_ymd_opt(2025, 1, 27).expect("date")
+                ..=NaiveDate::from_ymd_opt(2025, 2, 4).expect("date"))
+                .contains(&d)
+        };
+        let mut spans = Vec::new();
+        for d in 0..410 {
+            let day = day0 + Duration::days(d);
+            let (from, hours) = if rush(day) { (8, 12) } else { (10, 1) };
+            let start = Zone::CHINA
+                .from_local(day.and_hms_opt(from, 0, 0).expect("t"))
+                .timestamp()
+                / 60;
+            spans.push(Span {
+                connector: 0,
+                start,
+                end: start + hours * 60,
+            });
+        }
+        let site = SiteHistory::new("Toll plaza", 1, spans);
+        // The first day of the 2026 block (15-23 Feb): the block's ninth-last day, like
+        // 27 Jan 2025 (the blocks are aligned on their last day).
+        let origin = Zone::CHINA.midnight(NaiveDate::from_ymd_opt(2026, 2, 15).expect("date"));
+        let busy = |f: &chargeops_forecast::SiteForecast| {
+            f.hours[12..20].iter().map(|h| h.occupancy.p50).sum::<f64>() / 8.0
+        };
+        let with = forecast(&site, origin, 24, &cal).expect("with");
+        let without = forecast(&site, origin, 24, &Calendar::empty(Zone::CHINA)).expect("without");
+        assert!(busy(&with) > 0.35, "with calendar: {}", busy(&with));
+        assert!(
+            busy(&without) < 0.05,
+            "without calendar: {}",
+            busy(&without)
+        );
+        // With the history cut to the last 12 weeks there is no earlier block on record: the
+        // holiday falls back to the earlier holidays (New Year, quiet) and Sundays.
+        let recent = SiteHistory::new(
+            "Toll plaza",
+            1,
+            site.spans()
+                .iter()
+                .filter(|s| s.start >= origin.timestamp() / 60 - 84 * 1440)
+                .copied()
+                .collect(),
+        );
+        let short = forecast(&recent, origin, 24, &cal).expect("short");
+        assert!(busy(&short) < 0.05, "12 weeks of history: {}", busy(&short));
+    }
 }
 
 mod evaluation {
