@@ -70,18 +70,46 @@ def test_the_province_network_is_there_with_positions_in_hunan(demo):
     assert any("服务区" in s["name"] and "(" in s["name"] for s in stations)
 
 
-def test_chargers_connect_over_both_protocols(demo):
+def test_chargers_connect_over_every_protocol(demo):
     _, api, _ = demo
 
     def connected():
         chargers = api("/api/v1/chargers")
         online = [c for c in chargers if c["online"]]
         protocols = {c["protocol"] for c in online}
-        return len(online) > 0.9 * len(chargers) and protocols == {"ocpp1.6", "ocpp2.0.1"} and chargers
+        return len(online) > 0.9 * len(chargers) and protocols == {"ocpp1.6", "ocpp2.0.1", "ykc"} and chargers
 
-    chargers = wait_until(connected, timeout=90, interval=1, what="90% of chargers online over 1.6 and 2.0.1")
+    chargers = wait_until(connected, timeout=90, interval=1, what="90% of chargers online over 1.6, 2.0.1 and YKC")
     assert len(chargers) > 1500
     assert all(c["registration"] == "accepted" for c in chargers)
+    # About 15 % of the chargers speak YKC, under their 14-digit ids.
+    ykc = [c for c in chargers if c["protocol"] == "ykc"]
+    assert 0.08 * len(chargers) < len(ykc) < 0.25 * len(chargers), len(ykc)
+    assert all(len(c["id"]) == 14 and c["id"].isdigit() for c in ykc)
+    assert sum(c["online"] for c in ykc) > 0.9 * len(ykc)
+
+
+def test_ykc_sessions_complete_with_energy(demo):
+    _, api, _ = demo
+    ykc = {c["id"] for c in api("/api/v1/chargers") if c["protocol"] == "ykc"}
+
+    def done():
+        sessions = api("/api/v1/sessions", open="false", limit=1000)
+        # Live ones, not the generated history (transaction refs "sim-...").
+        mine = [s for s in sessions if s["charger_id"] in ykc and s["stopped_at"]
+                and (s["energy_wh"] or 0) > 0 and not s["transaction_ref"].startswith("sim-")]
+        return len(mine) >= 10 and mine
+
+    sessions = wait_until(done, timeout=120, interval=1, what="10 completed YKC sessions with energy")
+    for s in sessions:
+        # Keyed by the charger's 32-digit transaction serial, which starts with its id.
+        assert len(s["transaction_ref"]) == 32 and s["transaction_ref"].startswith(s["charger_id"]), s
+        assert s["started_at"] < s["stopped_at"]
+        assert s["started_at"].startswith("2027-0")
+        assert 500 <= s["energy_wh"] <= 120_000, s
+    # The generated history names the same YKC chargers, so their past is there too.
+    past = [s for cid in sorted(ykc)[:5] for s in api("/api/v1/sessions", charger=cid, open="false", limit=2000)]
+    assert any(s["transaction_ref"].startswith("sim-") for s in past), sorted(ykc)[:5]
 
 
 def test_sessions_complete_with_energy_and_statuses_change(demo):

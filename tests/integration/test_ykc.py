@@ -593,3 +593,46 @@ def test_sessions_listed_for_ykc_chargers(make_server):
         assert body_list(server.ok("GET", f"/api/v1/sessions?charger={cp.cid}")) == []
     finally:
         cp.close()
+
+
+def test_encrypted_heartbeat_with_the_chargers_3des_key(make_server):
+    # 3DES from pycryptodome, not the platform's codec: EDE, ECB, PKCS#7 padding.
+    from Crypto.Cipher import DES3
+    from Crypto.Util.Padding import pad
+
+    server = ykc_server(make_server, registration="closed")
+    keyed = YkcCharger(server.ykc_port)
+    keyless = YkcCharger(server.ykc_port)
+    key = bytes.fromhex("0123456789ABCDEFFEDCBA987654321089ABCDEF01234567")
+    try:
+        server.ensure_station("test-station")
+        # The key must be 32 or 48 hex digits.
+        for bad in ("00" * 8, "zz" * 16, "00" * 20):
+            r = server.api("POST", "/api/v1/chargers", {"id": keyed.cid, "station_id": "test-station", "ykc_key": bad})
+            assert r.status_code == 400, (bad, r.text)
+        created = server.ok("POST", "/api/v1/chargers",
+                            {"id": keyed.cid, "station_id": "test-station", "ykc_key": key.hex()}, status=201)
+        server.register(keyless.cid)
+        # Never returned.
+        assert key.hex() not in str(created).lower()
+        assert key.hex() not in server.api("GET", f"/api/v1/chargers/{keyed.cid}").text.lower()
+
+        assert keyed.login() == 0
+        cipher = DES3.new(key, DES3.MODE_ECB)
+        body = bcd(keyed.cid, 7) + bytes([1, 0])
+        seq = keyed.send(0x03, cipher.encrypt(pad(body, 8)), enc=1)
+        reply = keyed.expect(0x04, seq=seq)
+        assert reply.body == body
+
+        # Garbage under the flag, and a charger without a key: dropped, logged, link kept.
+        keyed.send(0x03, bytes(16), enc=1)
+        assert keyless.login() == 0
+        keyless.send(0x03, cipher.encrypt(pad(bcd(keyless.cid, 7) + bytes([1, 0]), 8)), enc=1)
+        assert keyless.nothing_for(0x04, 1.0)
+        keyed.heartbeat()
+        keyless.heartbeat()
+        log = server.log_text()
+        assert "could not be decrypted" in log and "encrypted YKC frame refused" in log
+    finally:
+        keyed.close()
+        keyless.close()

@@ -321,6 +321,8 @@ struct NewCharger {
     id: String,
     station_id: String,
     password: Option<String>,
+    /// A YKC charger's 3DES key, 32 or 48 hex digits; stored, never returned.
+    ykc_key: Option<String>,
 }
 
 pub(crate) async fn create_charger(
@@ -340,6 +342,13 @@ pub(crate) async fn create_charger(
     {
         return Err(ApiError::bad_request(
             "password must be 8 to 40 characters (OCPP security profile 1 recommends 16 to 40)",
+        ));
+    }
+    if let Some(k) = &new.ykc_key
+        && !(matches!(k.len(), 32 | 48) && k.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ApiError::bad_request(
+            "ykc_key must be 32 or 48 hex digits (a two- or three-key 3DES key)",
         ));
     }
     if state.store.get_station(&new.station_id).await?.is_none() {
@@ -362,6 +371,12 @@ pub(crate) async fn create_charger(
         last_boot_at: None,
     };
     state.store.insert_charger(&charger).await?;
+    if let Some(k) = &new.ykc_key {
+        state
+            .store
+            .set_charger_ykc_key(&charger.id, Some(&k.to_ascii_lowercase()))
+            .await?;
+    }
     state
         .live
         .upsert_charger(&charger.id, &charger.station_id, None, Vec::new());

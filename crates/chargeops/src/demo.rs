@@ -43,6 +43,10 @@ pub struct TrafficArgs {
     /// Share of chargers speaking OCPP 2.0.1 (the rest speak 1.6J)
     #[arg(long, default_value_t = 0.3)]
     pub share_v201: f64,
+    /// Share of chargers speaking YKC (云快充) over TCP instead of OCPP (`sim`: only with
+    /// --ykc-server)
+    #[arg(long, default_value_t = 0.15)]
+    pub share_ykc: f64,
     /// Charger faults per charger and simulated hour
     #[arg(long, default_value_t = 0.002)]
     pub fault_rate: f64,
@@ -107,6 +111,9 @@ pub struct SimArgs {
     /// Chargers connecting at once
     #[arg(long, default_value_t = 100)]
     pub connect_concurrency: usize,
+    /// The server's YKC listener (ADDR:PORT); without it every simulated charger speaks OCPP
+    #[arg(long, value_name = "ADDR")]
+    pub ykc_server: Option<SocketAddr>,
 }
 
 fn load_network(path: Option<&PathBuf>) -> Result<NetworkSpec> {
@@ -128,9 +135,15 @@ fn total_chargers(network: &NetworkSpec) -> u64 {
         .sum()
 }
 
-/// Writes the network into the store: stations, chargers with derived passwords, the drivers'
-/// id tags. Re-running on the same data directory leaves what exists alone.
-async fn seed(store: &Arc<dyn Store>, network: &NetworkSpec, secret: &str) -> Result<()> {
+/// Writes the network into the store: stations, chargers (OCPP ones with derived passwords,
+/// YKC ones without: the protocol has none), the drivers' id tags. Re-running on the same data
+/// directory leaves what exists alone.
+async fn seed(
+    store: &Arc<dyn Store>,
+    network: &NetworkSpec,
+    secret: &str,
+    share_ykc: f64,
+) -> Result<()> {
     let now = Utc::now();
     for s in &network.stations {
         store
@@ -145,21 +158,21 @@ async fn seed(store: &Arc<dyn Store>, network: &NetworkSpec, secret: &str) -> Re
             .await?;
     }
     let mut chargers = Vec::new();
-    for s in &network.stations {
+    for (index, s) in network.stations.iter().enumerate() {
         for n in 0..s.chargers.max(1) as usize {
-            chargers.push((fleet::charger_id(s, n), s.id.clone()));
+            chargers.push((fleet::fleet_charger(index, s, n, share_ykc), s.id.clone()));
         }
     }
     // Many writes at once share a commit (the store batches them), so seeding thousands of
     // chargers takes a few commits rather than thousands.
     for chunk in chargers.chunks(256) {
         let mut set = tokio::task::JoinSet::new();
-        for (id, station_id) in chunk.iter().cloned() {
+        for (fleet::FleetCharger { id, ykc }, station_id) in chunk.iter().cloned() {
             let secret = secret.to_owned();
             let store = store.clone();
             set.spawn(async move {
                 let charger = Charger {
-                    password_hash: Some(hash_secret(&derive_password(&secret, &id))),
+                    password_hash: (!ykc).then(|| hash_secret(&derive_password(&secret, &id))),
                     id,
                     station_id,
                     protocol: None,
@@ -265,7 +278,7 @@ async fn seed_history(
         let mut rows: Vec<ImportedSession> = chunk
             .iter()
             .map(|s| ImportedSession {
-                charger_id: s.charger_id(network),
+                charger_id: s.charger_id(network, traffic.share_ykc),
                 evse_id: 1,
                 connector_id: 1,
                 transaction_ref: s.transaction_ref(traffic.seed),
@@ -360,6 +373,9 @@ fn check_traffic(t: &TrafficArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&t.share_v201) {
         bail!("--share-v201 must be between 0 and 1");
     }
+    if !(0.0..=1.0).contains(&t.share_ykc) {
+        bail!("--share-ykc must be between 0 and 1");
+    }
     if t.sim_hours.is_some_and(|h| !(h.is_finite() && h > 0.0)) {
         bail!("--sim-hours must be above 0");
     }
@@ -408,7 +424,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
             Arc::new(SqliteStore::open_dir(&data_dir).with_context(|| {
                 format!("failed to open the database in {}", data_dir.display())
             })?);
-        seed(&store, &network, &secret)
+        seed(&store, &network, &secret, args.traffic.share_ykc)
             .await
             .context("failed to write the demo network")?;
         if args.history_weeks > 0 {
@@ -422,8 +438,13 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         .ok()
         .filter(|t| t.len() >= 16)
         .unwrap_or_else(|| format!("demo_{}", random_hex(16)));
+    // The demo's YKC chargers connect to a listener on a free loopback port.
+    let ykc_listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("no free port for the YKC listener")?;
     let config = Config {
         listen: args.listen,
+        ykc_listen: Some(ykc_listen),
         data_dir: data_dir.clone(),
         registration: RegistrationPolicy::Closed,
         admin_token: Some(token.clone()),
@@ -442,7 +463,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let addr = platform.addr;
     let url = format!("http://{addr}/#token={token}");
     eprintln!(
-        "\n  Operations map: {url}\n  Driver page:    http://{addr}/driver\n  API token:      {token}\n"
+        "\n  Operations map: {url}\n  Driver page:    http://{addr}/driver\n  YKC chargers:   tcp://{ykc_listen}\n  API token:      {token}\n"
     );
     if !args.headless {
         open_browser(&url);
@@ -457,6 +478,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         clock,
         seed: args.traffic.seed,
         share_v201: args.traffic.share_v201,
+        share_ykc: args.traffic.share_ykc,
+        ykc_addr: Some(ykc_listen),
         credentials: Arc::new(move |id: &str| Some(derive_password(&secret, id))),
         on_queue: Some(Arc::new(move |station: &str, waiting: usize| {
             live.set_waiting(station, waiting as u64);
@@ -534,6 +557,8 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         clock,
         seed: args.traffic.seed,
         share_v201: args.traffic.share_v201,
+        share_ykc: args.traffic.share_ykc,
+        ykc_addr: args.ykc_server,
         credentials: Arc::new(move |id: &str| secret.as_ref().map(|s| derive_password(s, id))),
         on_queue: None,
         connect_concurrency: args.connect_concurrency.max(1),

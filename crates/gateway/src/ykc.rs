@@ -189,6 +189,20 @@ struct LoggedIn {
     charger_id: String,
     station_id: String,
     conn_id: u64,
+    /// The charger's 3DES key for frames with the encryption flag, when one is set.
+    key: Option<chargeops_ykc::crypto::Key>,
+}
+
+/// A stored key (32 or 48 hex digits) as a 3DES key.
+fn parse_key(hex: &str) -> Option<chargeops_ykc::crypto::Key> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    chargeops_ykc::crypto::Key::new(&bytes?).ok()
 }
 
 struct Conn {
@@ -391,12 +405,24 @@ impl Conn {
         }
     }
 
-    async fn on_frame(&mut self, frame: Frame, tx: &mut Option<mpsc::Sender<Control>>) -> Flow {
+    async fn on_frame(&mut self, mut frame: Frame, tx: &mut Option<mpsc::Sender<Control>>) -> Flow {
         if frame.encryption != Encryption::Plain {
-            // Per-charger 3DES keys are not configured on this platform yet; an encrypted
-            // frame cannot be read, so it is refused rather than guessed at.
-            tracing::warn!(peer = %self.peer, charger_id = self.id_str(), frame_type = frame.frame_type, "encrypted YKC frame refused: no 3DES key is configured for this charger");
-            return Flow::Continue;
+            // Readable only after login, with the charger's own key; without one the frame
+            // is refused rather than guessed at.
+            let Some(key) = self.login.as_ref().and_then(|l| l.key.as_ref()) else {
+                tracing::warn!(peer = %self.peer, charger_id = self.id_str(), frame_type = frame.frame_type, "encrypted YKC frame refused: no 3DES key is configured for this charger (or not logged in)");
+                return Flow::Continue;
+            };
+            match key.decrypt(&frame.body) {
+                Ok(plain) => {
+                    frame.body = plain;
+                    frame.encryption = Encryption::Plain;
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, charger_id = self.id_str(), frame_type = frame.frame_type, error = %e, "encrypted YKC frame could not be decrypted with the charger's key; dropped");
+                    return Flow::Continue;
+                }
+            }
         }
         let message = match Message::decode(frame.frame_type, &frame.body) {
             Ok(m) => m,
@@ -518,6 +544,23 @@ impl Conn {
             tracing::error!(charger_id, error = %e, "could not record YKC login");
             return Flow::Close("storage unavailable");
         }
+        let key = match self.gw.store.charger_ykc_key(&charger_id).await {
+            Ok(Some(hex)) => {
+                let key = parse_key(&hex);
+                if key.is_none() {
+                    tracing::error!(
+                        charger_id,
+                        "stored YKC 3DES key is invalid; encrypted frames will be refused"
+                    );
+                }
+                key
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(charger_id, error = %e, "could not read the charger's YKC key");
+                return Flow::Close("storage unavailable");
+            }
+        };
         match charger.registration {
             Registration::Accepted => {}
             Registration::Pending => {
@@ -571,6 +614,7 @@ impl Conn {
             charger_id,
             station_id: charger.station_id,
             conn_id,
+            key,
         });
         if let Flow::Close(why) = self
             .reply(
@@ -1355,6 +1399,16 @@ mod tests {
         assert_eq!(p, [0, 0, 0, 0, 0xD1, 0x4B, 0x0A, 0x54]);
         assert!(card_numbers("not a card").is_none());
         assert!(card_numbers("12345678901234567").is_none());
+    }
+
+    #[test]
+    fn stored_keys_parse_as_two_or_three_key_3des() {
+        assert!(parse_key("00112233445566778899aabbccddeeff").is_some());
+        assert!(parse_key(&"0123456789abcdef".repeat(3)).is_some());
+        assert!(parse_key("0011").is_none());
+        assert!(parse_key("zz112233445566778899aabbccddeeff").is_none());
+        assert!(parse_key("0011223344556677889").is_none());
+        assert!(parse_key("é0112233445566778899aabbccddeef").is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
@@ -24,6 +25,51 @@ use crate::traffic::{Action, Car, Engine, Scenario};
 /// The id of the `n`th (0-based) charger of a station.
 pub fn charger_id(station: &StationSpec, n: usize) -> String {
     format!("{}-{:02}", station.id, n + 1)
+}
+
+/// One charger of the simulated fleet: its id and whether it speaks YKC (云快充) over TCP
+/// rather than OCPP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetCharger {
+    pub id: String,
+    pub ykc: bool,
+}
+
+/// The one decision of which charger of the network speaks YKC, and its id: a stable share
+/// `share_ykc` of the chargers, chosen by station and number. The seed, the fleet, the repairs
+/// and the generated history all name chargers through it. YKC ids are 14 decimal digits
+/// (the 7-byte BCD code): `4301`, the station's index in the network file, the charger's number.
+pub fn fleet_charger(
+    station_index: usize,
+    station: &StationSpec,
+    n: usize,
+    share_ykc: f64,
+) -> FleetCharger {
+    // FNV-1a: stable across builds, so a kept data directory names the same chargers.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in station.id.bytes().chain((n as u64).to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // SplitMix64's finaliser spreads FNV's few varying bits over the whole word.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    let ykc = share_ykc > 0.0
+        && station_index < 1_000_000
+        && n < 9_999
+        && (h % 1000) as f64 / 1000.0 < share_ykc;
+    if ykc {
+        FleetCharger {
+            id: format!("4301{station_index:06}{:04}", n + 1),
+            ykc: true,
+        }
+    } else {
+        FleetCharger {
+            id: charger_id(station, n),
+            ykc: false,
+        }
+    }
 }
 
 /// Which OCPP version a charger speaks: a stable share of the fleet speaks 2.0.1.
@@ -64,11 +110,11 @@ impl FleetStats {
     }
 }
 
-fn inc(c: &AtomicU64) {
+pub(crate) fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-fn dec(c: &AtomicU64) {
+pub(crate) fn dec(c: &AtomicU64) {
     c.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -91,6 +137,10 @@ pub struct FleetConfig {
     pub seed: u64,
     /// Fraction of chargers speaking OCPP 2.0.1.
     pub share_v201: f64,
+    /// Fraction of chargers speaking YKC, and the platform's YKC address; without an address
+    /// every charger speaks OCPP.
+    pub share_ykc: f64,
+    pub ykc_addr: Option<SocketAddr>,
     pub credentials: Credentials,
     pub on_queue: Option<QueueObserver>,
     /// Chargers connecting at once during the start-up storm.
@@ -102,7 +152,7 @@ pub struct FleetConfig {
     pub repairs: Option<RepairRequests>,
 }
 
-enum Cmd {
+pub(crate) enum Cmd {
     Plug {
         car: Car,
         duration: Duration,
@@ -118,20 +168,48 @@ enum Cmd {
     },
 }
 
+impl FleetConfig {
+    /// The share of YKC chargers in effect: none without a YKC address.
+    pub fn effective_share_ykc(&self) -> f64 {
+        if self.ykc_addr.is_some() {
+            self.share_ykc
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Runs the fleet until `stop` turns true.
 pub async fn run(config: FleetConfig, stats: Arc<FleetStats>, mut stop: watch::Receiver<bool>) {
     let clock = config.clock;
     let connect_limit = Arc::new(tokio::sync::Semaphore::new(
         config.connect_concurrency.max(1),
     ));
+    let share_ykc = config.effective_share_ykc();
     let mut chargers: Vec<Vec<mpsc::Sender<Cmd>>> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for station in &config.network.stations {
+    for (index, station) in config.network.stations.iter().enumerate() {
         let mut senders = Vec::new();
         for n in 0..station.chargers.max(1) as usize {
-            let id = charger_id(station, n);
+            let FleetCharger { id, ykc } = fleet_charger(index, station, n, share_ykc);
             let (tx, rx) = mpsc::channel(64);
             senders.push(tx);
+            if let (true, Some(addr)) = (ykc, config.ykc_addr) {
+                let Some(ykc_id) = chargeops_ykc::ChargerId::parse(&id) else {
+                    continue;
+                };
+                let sim = crate::ykc_fleet::SimYkcCharger {
+                    id: ykc_id,
+                    addr,
+                    power_kw: f64::from(station.power_kw),
+                    stats: stats.clone(),
+                    connect_limit: connect_limit.clone(),
+                    clock,
+                };
+                inc(&stats.chargers);
+                tasks.spawn(sim.run(rx));
+                continue;
+            }
             let sim = SimCharger {
                 version: charger_version(&id, config.share_v201),
                 options: ConnectOptions {
@@ -163,7 +241,8 @@ pub async fn run(config: FleetConfig, stats: Arc<FleetStats>, mut stop: watch::R
         .iter()
         .enumerate()
         .flat_map(|(s, station)| {
-            (0..station.chargers.max(1) as usize).map(move |c| (charger_id(station, c), (s, c)))
+            (0..station.chargers.max(1) as usize)
+                .map(move |c| (fleet_charger(s, station, c, share_ykc).id, (s, c)))
         })
         .collect();
     let mut tick = tokio::time::interval(StdDuration::from_millis(250));
@@ -376,11 +455,33 @@ impl SimCharger {
                 }
                 state.offline_until = None;
             }
+            // Commands keep being applied at their time while the connection is under way (the
+            // start-up storm can take a while); what the server must hear waits in the backlog.
             let cp = {
-                let _permit = self.connect_limit.acquire().await;
-                let mut opts = self.options.clone();
-                opts.version = self.version;
-                ChargePoint::connect(&self.endpoint, &self.id, &opts).await
+                let connect = async {
+                    let _permit = self.connect_limit.acquire().await;
+                    let mut opts = self.options.clone();
+                    opts.version = self.version;
+                    ChargePoint::connect(&self.endpoint, &self.id, &opts).await
+                };
+                tokio::pin!(connect);
+                loop {
+                    tokio::select! {
+                        r = &mut connect => break r,
+                        cmd = rx.recv() => match cmd {
+                            Some(cmd) => self.apply_offline(&mut state, cmd),
+                            None => return,
+                        },
+                    }
+                }
+            };
+            let cp = match cp {
+                Ok(cp) if state.offline_until.is_some() => {
+                    // Told to drop offline while connecting.
+                    let _ = cp.close().await;
+                    continue;
+                }
+                other => other,
             };
             let mut cp = match cp {
                 Ok(cp) => cp,
@@ -1016,4 +1117,36 @@ fn meter_value_201(register: i64, power_w: f64, at: DateTime<Utc>) -> Value {
             { "value": power_w.round(), "measurand": "Power.Active.Import", "context": "Sample.Periodic", "unitOfMeasure": { "unit": "W" } },
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chargeops_core::network_file::{HUNAN, parse_network};
+
+    #[test]
+    fn a_stable_share_of_chargers_speaks_ykc_under_14_digit_ids() {
+        let net = parse_network(HUNAN).expect("network");
+        let mut ykc = 0;
+        let mut total = 0;
+        let mut ids = std::collections::HashSet::new();
+        for (i, station) in net.stations.iter().enumerate() {
+            for n in 0..station.chargers.max(1) as usize {
+                let c = fleet_charger(i, station, n, 0.15);
+                assert_eq!(c, fleet_charger(i, station, n, 0.15));
+                assert!(!fleet_charger(i, station, n, 0.0).ykc);
+                if c.ykc {
+                    ykc += 1;
+                    assert!(c.id.len() == 14 && c.id.bytes().all(|b| b.is_ascii_digit()));
+                    assert!(chargeops_ykc::ChargerId::parse(&c.id).is_some());
+                } else {
+                    assert_eq!(c.id, charger_id(station, n));
+                }
+                assert!(ids.insert(c.id));
+                total += 1;
+            }
+        }
+        let share = f64::from(ykc) / f64::from(total);
+        assert!((0.12..0.18).contains(&share), "{ykc} of {total}");
+    }
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
 
 use chargeops_core::network_file::{HUNAN, NetworkSpec, parse_network};
 
-use crate::fleet::charger_id;
+use crate::fleet::fleet_charger;
 use crate::traffic::{Action, Engine, Scenario, cst};
 
 /// One finished session of the simulated past, compact (weeks of a province are millions):
@@ -23,7 +23,7 @@ use crate::traffic::{Action, Engine, Scenario, cst};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimSession {
     pub station: u32,
-    /// The charger's number within its station (0-based, as [`charger_id`] names it).
+    /// The charger's number within its station (0-based, as [`fleet_charger`] names it).
     pub charger: u32,
     pub car: u64,
     /// The driver's tag number (`DRV{tag:06}`).
@@ -40,11 +40,15 @@ impl SimSession {
         &network.stations[self.station as usize].id
     }
 
-    pub fn charger_id(&self, network: &NetworkSpec) -> String {
-        charger_id(
+    /// The charger's id, YKC or OCPP as the fleet with `share_ykc` names it.
+    pub fn charger_id(&self, network: &NetworkSpec, share_ykc: f64) -> String {
+        fleet_charger(
+            self.station as usize,
             &network.stations[self.station as usize],
             self.charger as usize,
+            share_ykc,
         )
+        .id
     }
 
     /// Unique within a run of one seed; never all digits.
@@ -185,6 +189,7 @@ pub fn generate(
 /// Time with their offset.
 pub fn write_canonical(
     network: &NetworkSpec,
+    share_ykc: f64,
     sessions: &[SimSession],
     out: &mut impl Write,
 ) -> std::io::Result<()> {
@@ -195,7 +200,7 @@ pub fn write_canonical(
             out,
             "{},{},1,{},{},{:.3}",
             s.station_id(network),
-            s.charger_id(network),
+            s.charger_id(network, share_ykc),
             s.start
                 .with_timezone(&tz)
                 .to_rfc3339_opts(SecondsFormat::Secs, false),
@@ -227,6 +232,9 @@ pub struct HistoryArgs {
     /// Network file [default: the bundled Hunan network]
     #[arg(long, value_name = "FILE")]
     pub network: Option<PathBuf>,
+    /// Share of chargers named as YKC chargers (as `chargeops demo --share-ykc` names them)
+    #[arg(long, default_value_t = 0.15)]
+    pub share_ykc: f64,
     /// Output: the canonical session CSV
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -239,6 +247,9 @@ pub const MAX_WEEKS: u32 = 104;
 pub fn run_history(args: &HistoryArgs) -> Result<()> {
     if args.weeks == 0 || args.weeks > MAX_WEEKS {
         bail!("--weeks must be 1 to {MAX_WEEKS}");
+    }
+    if !(0.0..=1.0).contains(&args.share_ykc) {
+        bail!("--share-ykc must be between 0 and 1");
     }
     let network = match &args.network {
         None => parse_network(HUNAN).context("the bundled network file is invalid")?,
@@ -276,7 +287,7 @@ pub fn run_history(args: &HistoryArgs) -> Result<()> {
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("failed to create {}", args.out.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    write_canonical(&network, &sessions, &mut w)
+    write_canonical(&network, args.share_ykc, &sessions, &mut w)
         .and_then(|()| w.flush())
         .with_context(|| format!("failed to write {}", args.out.display()))?;
     eprintln!(
@@ -335,7 +346,7 @@ mod tests {
         }
         assert!(a.windows(2).all(|w| w[0].start <= w[1].start));
         let mut csv = Vec::new();
-        write_canonical(&net, &a[..2], &mut csv).expect("write");
+        write_canonical(&net, 0.0, &a[..2], &mut csv).expect("write");
         let csv = String::from_utf8(csv).expect("utf8");
         assert!(
             csv.starts_with("site,charger,connector,start,end,kwh\na,a-0"),

@@ -5,7 +5,7 @@
 //! - [`history`]: the simulated past of a network, as sessions (`chargeops sim history`).
 //! - [`bench`]: `chargeops bench ocpp`, thousands of charge points against a server.
 //! - [`traffic`]: the seeded traffic model (arrivals, surges, queues, faults, disconnects).
-//! - [`ykc`]: one simulated YKC (云快充) charger over TCP.
+//! - [`ykc`]: one simulated YKC (云快充) charger over TCP; the fleet's YKC chargers drive it.
 
 pub mod bench;
 pub mod client;
@@ -14,6 +14,7 @@ pub mod hist;
 pub mod history;
 pub mod traffic;
 pub mod ykc;
+mod ykc_fleet;
 
 pub use client::{
     AcceptAll, BootInfo, BootReply, CallOutcome, ChargePoint, ClientError, ConnectOptions,

@@ -115,6 +115,37 @@ impl YkcCharger {
         }
     }
 
+    /// Reads once from the connection into the decoder. Cancel-safe (nothing read is lost if
+    /// the future is dropped), so a charger can wait on it beside other work; [`drain`](Self::drain)
+    /// then handles what arrived.
+    pub async fn fill(&mut self) -> Result<(), YkcClientError> {
+        let mut buf = [0u8; 1024];
+        let n = self.stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(YkcClientError::Closed);
+        }
+        self.decoder.push(&buf[..n]);
+        Ok(())
+    }
+
+    /// Handles every complete frame read so far, answering commands, and returns them.
+    pub async fn drain(&mut self) -> Result<Vec<Received>, YkcClientError> {
+        let mut out = Vec::new();
+        while let Some(next) = self.decoder.next_frame() {
+            let Ok(d) = next else { continue };
+            let Ok(message) = Message::decode(d.frame.frame_type, &d.frame.body) else {
+                continue;
+            };
+            let got = Received {
+                seq: d.frame.seq,
+                message,
+            };
+            self.answer(&got).await?;
+            out.push(got);
+        }
+        Ok(out)
+    }
+
     /// Waits for a message of `frame_type` (answering commands meanwhile), with `seq` when given.
     pub async fn expect(
         &mut self,

@@ -166,6 +166,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn set_registration(&self, id: &str, registration: Registration) -> Result<()>;
     async fn set_charger_password(&self, id: &str, password_hash: Option<&str>) -> Result<()>;
+    /// A YKC charger's 3DES key (32 or 48 hex digits; `None` clears it). `NotFound` for an
+    /// unknown charger.
+    async fn set_charger_ykc_key(&self, id: &str, key_hex: Option<&str>) -> Result<()>;
+    /// The key set with [`set_charger_ykc_key`](Store::set_charger_ykc_key); `None` for an
+    /// unknown charger or one without a key.
+    async fn charger_ykc_key(&self, id: &str) -> Result<Option<String>>;
 
     // Connector status: the current value per connector plus every change as history.
     /// A report older than the connector's current one goes to history only; an exact replay

@@ -215,6 +215,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn set_charger_ykc_key(&self, id: &str, key_hex: Option<&str>) -> Result<()> {
+        let (id, key) = (id.to_owned(), key_hex.map(str::to_owned));
+        self.write(move |c| queries::set_charger_ykc_key(c, &id, key.as_deref()))
+            .await
+    }
+
+    async fn charger_ykc_key(&self, id: &str) -> Result<Option<String>> {
+        let id = id.to_owned();
+        self.read(move |c| queries::charger_ykc_key(c, &id)).await
+    }
+
     async fn record_status(&self, charger_id: &str, state: &ConnectorState) -> Result<()> {
         let (charger_id, state) = (charger_id.to_owned(), state.clone());
         self.write(move |c| queries::record_status(c, &charger_id, &state))

@@ -303,6 +303,24 @@ pub async fn charger_boot_registration_password_round_trip<S: Store>(store: S) {
     assert_eq!(cp.password_hash, None);
     assert_eq!(cp.registration, Registration::Accepted);
 
+    // A YKC 3DES key is kept apart from the charger's record and can be replaced and cleared.
+    assert_eq!(store.charger_ykc_key("CP1").await.expect("key"), None);
+    let key = "00112233445566778899aabbccddeeff";
+    store
+        .set_charger_ykc_key("CP1", Some(key))
+        .await
+        .expect("set key");
+    assert_eq!(
+        store.charger_ykc_key("CP1").await.expect("key").as_deref(),
+        Some(key)
+    );
+    store
+        .set_charger_ykc_key("CP1", None)
+        .await
+        .expect("clear key");
+    assert_eq!(store.charger_ykc_key("CP1").await.expect("key"), None);
+    assert_eq!(store.charger_ykc_key("nope").await.expect("key"), None);
+
     // The other charger is untouched.
     assert_eq!(
         store.get_charger("CP2").await.expect("get"),
@@ -315,6 +333,7 @@ pub async fn charger_boot_registration_password_round_trip<S: Store>(store: S) {
             .await,
         store.set_registration("nope", Registration::Rejected).await,
         store.set_charger_password("nope", None).await,
+        store.set_charger_ykc_key("nope", None).await,
     ] {
         assert_eq!(kind(r), ErrorKind::NotFound);
     }

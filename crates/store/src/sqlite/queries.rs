@@ -278,6 +278,27 @@ pub(super) fn set_charger_password(conn: &Connection, id: &str, hash: Option<&st
     )
 }
 
+pub(super) fn set_charger_ykc_key(conn: &Connection, id: &str, key: Option<&str>) -> Result<()> {
+    update_charger(
+        conn,
+        id,
+        "UPDATE chargers SET ykc_key = ?2 WHERE id = ?1",
+        params![id, key],
+    )
+}
+
+pub(super) fn charger_ykc_key(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT ykc_key FROM chargers WHERE id = ?1",
+            params![id],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()
+        .map_err(sql)?
+        .flatten())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Connector status.
 

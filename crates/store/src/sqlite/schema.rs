@@ -239,6 +239,15 @@ CREATE INDEX queue_tickets_active ON queue_tickets (station_id, order_key)
 CREATE INDEX queue_tickets_created ON queue_tickets (created_at);
 "#,
     },
+    Migration {
+        version: 4,
+        name: "per-charger YKC 3DES keys",
+        sql: r#"
+-- A YKC charger's 3DES key for bodies with the encryption flag, as 32 or 48 hex digits. Kept
+-- as is (the platform must decrypt with it); never returned by the API.
+ALTER TABLE chargers ADD COLUMN ykc_key TEXT;
+"#,
+    },
 ];
 
 /// The schema version this build writes.
