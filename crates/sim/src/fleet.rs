@@ -152,6 +152,24 @@ pub struct FleetConfig {
     pub repairs: Option<RepairRequests>,
 }
 
+/// Feeds the fleet's commands to `apply` until `deadline`, so a charger without a connection
+/// still lives through them. False when the fleet stopped meanwhile.
+pub(crate) async fn commands_until(
+    rx: &mut mpsc::Receiver<Cmd>,
+    deadline: Instant,
+    mut apply: impl FnMut(Cmd),
+) -> bool {
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => apply(cmd),
+                None => return false,
+            },
+            _ = tokio::time::sleep_until(deadline) => return true,
+        }
+    }
+}
+
 pub(crate) enum Cmd {
     Plug {
         car: Car,
@@ -537,15 +555,7 @@ impl SimCharger {
         rx: &mut mpsc::Receiver<Cmd>,
         deadline: Instant,
     ) -> bool {
-        loop {
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.apply_offline(state, cmd),
-                    None => return false,
-                },
-                _ = tokio::time::sleep_until(deadline) => return true,
-            }
-        }
+        commands_until(rx, deadline, |cmd| self.apply_offline(state, cmd)).await
     }
 
     /// Serves one connection. `Ok(true)`: disconnect on purpose; `Ok(false)`: the fleet stopped.

@@ -212,15 +212,7 @@ impl SimYkcCharger {
         rx: &mut mpsc::Receiver<Cmd>,
         deadline: Instant,
     ) -> bool {
-        loop {
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.apply(state, cmd),
-                    None => return false,
-                },
-                _ = tokio::time::sleep_until(deadline) => return true,
-            }
-        }
+        crate::fleet::commands_until(rx, deadline, |cmd| self.apply(state, cmd)).await
     }
 
     /// Serves one connection. `Ok(true)`: disconnect on purpose; `Ok(false)`: the fleet stopped.
