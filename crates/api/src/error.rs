@@ -113,3 +113,23 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
         ApiError::bad_request(e.body_text())
     }
 }
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// Parses a JSON body into `T`; an empty body reads as `{}` so body-less commands work.
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> ApiResult<T> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// A query string's value, or the rejection in the `{code, message}` shape.
+pub(crate) fn query<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<T> {
+    q.map(|axum::extract::Query(v)| v).map_err(ApiError::from)
+}

@@ -28,7 +28,7 @@ use chargeops_store::{SessionSpan, Store};
 
 use crate::{ApiError, AppState};
 
-type ApiResult<T> = Result<T, ApiError>;
+use crate::error::{ApiResult, query};
 
 /// History the model reads before an origin: 28 training days on 28 days of analogs, and a day
 /// for sessions running across the start.
@@ -483,10 +483,6 @@ pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 // HTTP.
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(v)| v).map_err(ApiError::from)
-}
 
 fn parse_date(name: &str, v: &str) -> ApiResult<NaiveDate> {
     NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {

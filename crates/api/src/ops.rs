@@ -37,7 +37,7 @@ pub(crate) use audit::audit;
 
 use crate::{ApiError, AppState, Caller};
 
-type ApiResult<T> = Result<T, ApiError>;
+use crate::error::{ApiResult, body, query};
 
 /// Longest description or note accepted, in bytes: a call's notes, not a document.
 pub const MAX_TEXT_BYTES: usize = 4096;
@@ -91,20 +91,6 @@ fn faq_entries() -> &'static [FaqEntry] {
             Vec::new()
         })
     })
-}
-
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(v)| v).map_err(ApiError::from)
 }
 
 fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {

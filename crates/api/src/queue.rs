@@ -44,7 +44,7 @@ use chargeops_store::{SessionFilter, TicketFilter};
 
 use crate::{ApiError, AppState, Caller};
 
-type ApiResult<T> = Result<T, ApiError>;
+use crate::error::{ApiResult, body, query};
 
 /// Roles that run a service area's queue.
 const STAFF: &[Role] = &[Role::Admin, Role::Operator, Role::Dispatcher];
@@ -490,20 +490,6 @@ fn audience(c: &Option<Caller>) -> Audience {
         Some(_) => Audience::Token,
         None => Audience::Public,
     }
-}
-
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(v)| v).map_err(ApiError::from)
 }
 
 fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {

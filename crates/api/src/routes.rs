@@ -13,7 +13,6 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -28,22 +27,7 @@ use chargeops_store::SessionFilter;
 
 use crate::{ApiError, AppState, Caller, OPENAPI};
 
-type ApiResult<T> = Result<T, ApiError>;
-
-/// Parses a JSON body into `T`; an empty body reads as `{}` so body-less commands work.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(v)| v).map_err(ApiError::from)
-}
+use crate::error::{ApiResult, body, query};
 
 pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     // Healthy means the store answers; a wedged database must show here.

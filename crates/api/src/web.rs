@@ -25,7 +25,7 @@ use chargeops_store::SessionFilter;
 
 use crate::{ApiError, AppState, auth};
 
-type ApiResult<T> = Result<T, ApiError>;
+use crate::error::{ApiResult, query};
 
 // ---------------------------------------------------------------------------------------------
 // Embedded files.
@@ -266,10 +266,6 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 async fn map_config() -> Json<serde_json::Value> {
     Json(json!({ "tile_url": tile_url() }))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(v)| v).map_err(ApiError::from)
 }
 
 // ---------------------------------------------------------------------------------------------
