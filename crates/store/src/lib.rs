@@ -277,4 +277,14 @@ pub trait Store: Send + Sync + 'static {
     async fn update_ticket(&self, ticket: &Ticket) -> Result<()>;
     async fn get_ticket(&self, id: &str) -> Result<Option<Ticket>>;
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>>;
+
+    // Documents: small keyed JSON records (a robot lot's layout, a mobile unit's state) that are
+    // read and written whole.
+    /// Creates or replaces the document `kind`/`id`. `Invalid` when the body is not JSON, is
+    /// over 1 MiB, or the kind or id is empty.
+    async fn put_document(&self, kind: &str, id: &str, body: &str) -> Result<()>;
+    /// Deletes a document; `true` when it existed.
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool>;
+    /// Every document of `kind` as `(id, body)`, in id order.
+    async fn list_documents(&self, kind: &str) -> Result<Vec<(String, String)>>;
 }

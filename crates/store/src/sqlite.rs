@@ -417,6 +417,24 @@ impl Store for SqliteStore {
         self.read(move |c| queries::ops::list_audit(c, limit)).await
     }
 
+    async fn put_document(&self, kind: &str, id: &str, body: &str) -> Result<()> {
+        let (kind, id, body, now) = (kind.to_owned(), id.to_owned(), body.to_owned(), Utc::now());
+        self.write(move |c| queries::documents::put_document(c, &kind, &id, &body, now))
+            .await
+    }
+
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool> {
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        self.write(move |c| queries::documents::delete_document(c, &kind, &id))
+            .await
+    }
+
+    async fn list_documents(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let kind = kind.to_owned();
+        self.read(move |c| queries::documents::list_documents(c, &kind))
+            .await
+    }
+
     async fn insert_ticket(&self, ticket: &Ticket) -> Result<Ticket> {
         let ticket = ticket.clone();
         self.write(move |c| queries::queue::insert_ticket(c, &ticket))

@@ -61,6 +61,7 @@ macro_rules! store_conformance_suite {
             tickets_numbered_per_station_and_round_trip,
             tickets_one_active_per_contact,
             tickets_list_active_in_call_order,
+            documents_round_trip,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -1147,4 +1148,45 @@ pub async fn failing_writes_do_not_fail_concurrent_writes<S: Store>(store: S) {
             .expect("list")
             .is_empty()
     );
+}
+
+pub async fn documents_round_trip<S: Store>(store: S) {
+    assert!(store.list_documents("lot").await.unwrap().is_empty());
+    store
+        .put_document("lot", "B", r#"{"bays":2}"#)
+        .await
+        .unwrap();
+    store
+        .put_document("lot", "A", r#"{"bays":1}"#)
+        .await
+        .unwrap();
+    store.put_document("unit", "A", r#"[1,2]"#).await.unwrap();
+    store
+        .put_document("lot", "A", r#"{"bays":3}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_documents("lot").await.unwrap(),
+        vec![
+            ("A".to_owned(), r#"{"bays":3}"#.to_owned()),
+            ("B".to_owned(), r#"{"bays":2}"#.to_owned()),
+        ]
+    );
+    assert_eq!(
+        kind(store.put_document("lot", "C", "{not json").await),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        kind(store.put_document("", "C", "{}").await),
+        ErrorKind::Invalid
+    );
+    let big = format!("[{}0]", "0,".repeat(600_000));
+    assert_eq!(
+        kind(store.put_document("lot", "C", &big).await),
+        ErrorKind::Invalid
+    );
+    assert!(store.delete_document("lot", "B").await.unwrap());
+    assert!(!store.delete_document("lot", "B").await.unwrap());
+    assert_eq!(store.list_documents("lot").await.unwrap().len(), 1);
+    assert_eq!(store.list_documents("unit").await.unwrap().len(), 1);
 }

@@ -920,5 +920,6 @@ pub(super) fn count_tokens(conn: &Connection) -> Result<u64> {
 }
 
 // The operations loop's tables.
+pub(super) mod documents;
 pub(super) mod ops;
 pub(super) mod queue;

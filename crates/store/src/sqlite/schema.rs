@@ -248,6 +248,21 @@ CREATE INDEX queue_tickets_created ON queue_tickets (created_at);
 ALTER TABLE chargers ADD COLUMN ykc_key TEXT;
 "#,
     },
+    Migration {
+        version: 5,
+        name: "documents: robot lots, mobile units and other small keyed JSON",
+        sql: r#"
+-- Small configuration and state records that are read whole and written whole (a robot lot's
+-- layout, a mobile unit's last report). `kind` names the record type, `id` the record.
+CREATE TABLE documents (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+"#,
+    },
 ];
 
 /// The schema version this build writes.
