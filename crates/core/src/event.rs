@@ -94,6 +94,22 @@ pub enum Event {
         crew_id: Option<String>,
         at: DateTime<Utc>,
     },
+    /// Something in a station's robot lot changed: a robot's report, task or state, a car
+    /// arriving, served or leaving, a staff override. Pages refetch the lot.
+    LotChanged {
+        station_id: String,
+        /// What happened, in a word the lot view can show (`report`, `assigned`, `override`,
+        /// `car_added`, `car_served`, `robot_offline`, ...).
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// The mobile units' relocation plan was made again (`version` counts plans since start).
+    UnitsPlanned {
+        version: u64,
+        /// Why it was re-planned: `forecast`, `unit_report`, `unit_added`, `request`, `start`.
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -110,6 +126,8 @@ impl Event {
             Event::ChargerBooted { .. } => "charger_booted",
             Event::CommandFailed { .. } => "command_failed",
             Event::CaseChanged { .. } => "case_changed",
+            Event::LotChanged { .. } => "lot_changed",
+            Event::UnitsPlanned { .. } => "units_planned",
         }
     }
 }

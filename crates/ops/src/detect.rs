@@ -412,7 +412,10 @@ impl Detector {
                     }));
                 }
             }
-            Event::QueueChanged { .. } | Event::CaseChanged { .. } => {}
+            Event::QueueChanged { .. }
+            | Event::CaseChanged { .. }
+            | Event::LotChanged { .. }
+            | Event::UnitsPlanned { .. } => {}
         }
         out
     }
