@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import time
 
 import pytest
 
@@ -358,3 +359,24 @@ def test_agent_answers_a_question_and_closes_it(ops):
     assert closed["state"] == "closed"
     me = ops.ok_as(ops.crew_a, "GET", "/api/v1/me")
     assert me == {"name": "Wang (crew A)", "role": "crew", "crew_id": "crew-a"}
+
+
+# Restarts the module's server: keep it the last test of the module.
+def test_a_charger_that_does_not_return_after_a_restart_gets_an_offline_case(ops):
+    gone = ops.charger()
+
+    async def connected_at_the_crash():
+        async with charge_point(ops.s, gone, V, PW) as cp:
+            await cp.boot()
+            await cp.status_notification(1, "Available")
+            # The platform dies (kill -9) while the charger is connected; it never comes back.
+            ops.s.restart()
+
+    run(connected_at_the_crash())
+    # The detector of the new process has seen nothing from this charger: it is watched as
+    # offline from the start and gets its case past the 2 s threshold.
+    case = wait_until(lambda: [c for c in ops.cases(gone, "open") if c["kind"] == "offline"],
+                      what="an offline case for a charger absent since the restart")
+    assert len(case) == 1, case
+    time.sleep(1)
+    assert len([c for c in ops.cases(gone, "all") if c["kind"] == "offline"]) == 1

@@ -13,6 +13,7 @@ import itertools
 import queue
 import socket
 import struct
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chargepoints import charge_point
-from harness import WAIT, EventStream, body_list, event_is, free_port, run, uid, wait_until
+from harness import BINARY, WAIT, EventStream, body_list, event_is, free_port, run, uid, wait_until
 
 BEIJING = timezone(timedelta(hours=8))
 _ids = itertools.count(1)
@@ -303,6 +304,41 @@ def test_billing_model_check_and_request(make_server):
         assert cp.expect(0x06, seq=seq).body[9] == 0
     finally:
         cp.close()
+
+
+def test_configured_tariff_and_periodic_time_sync(make_server, tmp_path):
+    config = tmp_path / "chargeops.toml"
+    config.write_text(
+        "ykc_time_sync_secs = 1\n"
+        "[ykc_tariff]\nmodel = 42\npeak = 1.5\nservice = 0.6\nhours = \"vvvvvvvvpppppppppsssssff\"\n"
+    )
+    port = free_port()
+    server = make_server(registration="open", extra_args=("--ykc-listen", f"127.0.0.1:{port}", "--config", str(config)))
+    cp = YkcCharger(port)
+    try:
+        assert cp.login() == 0
+        first = cp.expect(0x56)
+        # The clock is set again every second, not only at login.
+        again = cp.expect(0x56, timeout=5)
+        assert again.seq != first.seq and again.body[:7] == bcd(cp.cid, 7)
+        seq = cp.send(0x09, bcd(cp.cid, 7))
+        model = cp.expect(0x0A, seq=seq)
+        assert model.body[7:9] == bytes([0x00, 0x42])
+        rates = struct.unpack("<8I", model.body[9:41])
+        assert rates[2:4] == (150_000, 60_000), rates
+        periods = model.body[42:90]
+        assert periods[0] == 3 and periods[16] == 1 and periods[17 * 2] == 0 and periods[47] == 2
+    finally:
+        cp.close()
+
+
+def test_a_bad_tariff_is_refused_at_start_with_the_field_named(tmp_path):
+    config = tmp_path / "chargeops.toml"
+    config.write_text("[ykc_tariff]\npeak = -2\n")
+    out = subprocess.run([str(BINARY), "serve", "--config", str(config), "--data-dir", str(tmp_path / "d"),
+                          "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "[ykc_tariff]" in out.stderr and "peak" in out.stderr, out.stderr
 
 
 def test_remote_start_stop_and_record_stored_once(make_server):

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use chargeops_gateway::{GatewayConfig, RegistrationPolicy, YkcConfig};
+use chargeops_gateway::{GatewayConfig, RegistrationPolicy, TariffSpec, YkcConfig};
 use chargeops_ykc::CrcOrder;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,12 +34,22 @@ pub struct Config {
     /// CRC byte order on YKC frames we send: "low-first" (the protocol text) or "high-first".
     /// Both are accepted from chargers.
     pub ykc_crc_order: String,
+    /// Seconds between time syncs (0x56) sent to each logged-in YKC charger, after the one at
+    /// login.
+    pub ykc_time_sync_secs: u64,
+    /// The time-of-use tariff YKC chargers bill with and records are priced by
+    /// (`[ykc_tariff]` in TOML: model, sharp/peak/flat/valley and service in yuan/kWh, and
+    /// `hours`, 24 letters s/p/f/v).
+    pub ykc_tariff: TariffSpec,
     /// The operations loop: detection thresholds, SLAs, dispatch (`[ops]` in TOML,
     /// `CHARGEOPS_OPS_*` in the environment).
     pub ops: chargeops_ops::OpsConfig,
     /// Queue numbers: plug-in window, queue size, webhook (`[queue]` in TOML,
     /// `CHARGEOPS_QUEUE_*` in the environment).
     pub queue: chargeops_queue::QueueConfig,
+    /// Seconds of platform time after which a robot of a robot lot that has not reported is
+    /// offline and its car goes back to waiting.
+    pub robot_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -58,8 +68,11 @@ impl Default for Config {
             ykc_listen: None,
             ykc_heartbeat_timeout_secs: YkcConfig::default().heartbeat_timeout.as_secs(),
             ykc_crc_order: "low-first".to_owned(),
+            ykc_time_sync_secs: YkcConfig::default().time_sync_every.as_secs(),
+            ykc_tariff: TariffSpec::default(),
             ops: chargeops_ops::OpsConfig::default(),
             queue: chargeops_queue::QueueConfig::default(),
+            robot_timeout_secs: chargeops_api::robots::RobotsConfig::default().timeout_secs,
         }
     }
 }
@@ -91,6 +104,9 @@ pub struct Overrides {
     /// Seconds of silence after which a YKC charger is disconnected and shown offline [default: 30]
     #[arg(long, value_name = "SECS")]
     pub ykc_heartbeat_timeout_secs: Option<u64>,
+    /// Seconds after which a robot that has not reported is offline [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub robot_timeout_secs: Option<u64>,
 }
 
 impl Config {
@@ -120,6 +136,9 @@ impl Config {
         }
         if let Some(v) = o.ykc_heartbeat_timeout_secs {
             config.ykc_heartbeat_timeout_secs = v;
+        }
+        if let Some(v) = o.robot_timeout_secs {
+            config.robot_timeout_secs = v;
         }
         config.validate()?;
         Ok(config)
@@ -163,8 +182,14 @@ impl Config {
         if let Some(v) = var("CHARGEOPS_YKC_HEARTBEAT_TIMEOUT_SECS") {
             self.ykc_heartbeat_timeout_secs = parse("CHARGEOPS_YKC_HEARTBEAT_TIMEOUT_SECS", v)?;
         }
+        if let Some(v) = var("CHARGEOPS_YKC_TIME_SYNC_SECS") {
+            self.ykc_time_sync_secs = parse("CHARGEOPS_YKC_TIME_SYNC_SECS", v)?;
+        }
         if let Some(v) = var("CHARGEOPS_YKC_CRC_ORDER") {
             self.ykc_crc_order = v;
+        }
+        if let Some(v) = var("CHARGEOPS_ROBOT_TIMEOUT_SECS") {
+            self.robot_timeout_secs = parse("CHARGEOPS_ROBOT_TIMEOUT_SECS", v)?;
         }
         if let Some(v) = var("CHARGEOPS_LOG") {
             self.log = v;
@@ -190,6 +215,12 @@ impl Config {
         if let Err(e) = self.ykc_crc_order.parse::<CrcOrder>() {
             bail!("invalid ykc_crc_order: {e}");
         }
+        if self.ykc_time_sync_secs == 0 {
+            bail!("ykc_time_sync_secs must be at least 1");
+        }
+        if let Err(e) = self.ykc_tariff.to_tariff() {
+            bail!("invalid [ykc_tariff]: {e}");
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_frame_bytes) {
             bail!("max_frame_bytes must be between 1 KiB and 16 MiB");
         }
@@ -197,6 +228,9 @@ impl Config {
             && t.len() < 16
         {
             bail!("the admin token must be at least 16 characters");
+        }
+        if !(1..=86_400).contains(&self.robot_timeout_secs) {
+            bail!("robot_timeout_secs must be 1-86400");
         }
         self.ops.validate().map_err(anyhow::Error::msg)?;
         self.queue.validate().map_err(anyhow::Error::msg)?;
@@ -208,7 +242,18 @@ impl Config {
         YkcConfig {
             heartbeat_timeout: Duration::from_secs(self.ykc_heartbeat_timeout_secs.max(1)),
             crc_order: self.ykc_crc_order.parse().unwrap_or_default(),
+            time_sync_every: Duration::from_secs(self.ykc_time_sync_secs.max(1)),
+            // Validated at load; a default stands in only for a config built without it.
+            tariff: self.ykc_tariff.to_tariff().unwrap_or_default(),
             ..YkcConfig::default()
+        }
+    }
+
+    /// The robot lots' task settings.
+    pub fn robots(&self) -> chargeops_api::robots::RobotsConfig {
+        chargeops_api::robots::RobotsConfig {
+            timeout_secs: self.robot_timeout_secs,
+            ..Default::default()
         }
     }
 
@@ -256,6 +301,22 @@ mod tests {
         assert_eq!(c.ykc().crc_order, CrcOrder::HighFirst);
         c.ykc_crc_order = "sideways".to_owned();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn ykc_tariff_from_toml() {
+        let c: Config = toml::from_str(
+            "[ykc_tariff]\nmodel = 7\npeak = 1.2\nhours = \"ffffffffffffffffffffffpp\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let t = c.ykc().tariff;
+        assert_eq!(t.model, [0x00, 0x07]);
+        assert_eq!(t.rates[1].energy, 120_000);
+        assert_eq!(t.periods[47], 1);
+        let bad: Config = toml::from_str("[ykc_tariff]\nhours = \"nope\"\n").unwrap();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("[ykc_tariff]") && e.contains("24 letters"), "{e}");
     }
 
     #[test]

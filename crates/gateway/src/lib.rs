@@ -24,9 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use chargeops_core::{Command, CommandError, CommandReply, Live};
 use chargeops_store::Store;
 
-pub use auth::valid_charger_id;
+pub use auth::{charger_credentials_ok, valid_charger_id};
 pub use metrics::Metrics;
-pub use ykc::{Tariff, YkcConfig, serve as serve_ykc};
+pub use ykc::{Tariff, TariffSpec, YkcConfig, serve as serve_ykc};
 
 /// What to do with a charger that connects without being registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]

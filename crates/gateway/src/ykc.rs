@@ -49,28 +49,120 @@ pub struct Tariff {
 }
 
 impl Default for Tariff {
-    /// A typical provincial split: valley 00-07, peak 07-10 and 14-17, flat 10-14 and 21-24,
-    /// sharp 17-21; service fee 0.40 yuan/kWh on top of every energy price.
+    /// A typical provincial split (see [`TariffSpec::default`]).
     fn default() -> Self {
-        let rate = |yuan_energy: f64| Rate {
-            energy: (yuan_energy * 100_000.0).round() as u32,
-            service: 40_000,
+        TariffSpec::default()
+            .to_tariff()
+            .unwrap_or_else(|_| unreachable!("the default tariff is valid"))
+    }
+}
+
+/// The tariff as an operator writes it (`[ykc_tariff]` in the TOML file): prices in yuan per
+/// kWh and the period of each hour of the day, local (Beijing) time.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TariffSpec {
+    /// The model number chargers are told; change it whenever the prices change, so chargers
+    /// holding the old one ask for the new one.
+    pub model: u16,
+    /// Energy prices, yuan/kWh, of the four periods.
+    pub sharp: f64,
+    pub peak: f64,
+    pub flat: f64,
+    pub valley: f64,
+    /// Service fee, yuan/kWh, added in every period.
+    pub service: f64,
+    /// 24 letters, one per hour from 00:00: `s` sharp, `p` peak, `f` flat, `v` valley.
+    /// Or 48, one per half hour.
+    pub hours: String,
+}
+
+impl Default for TariffSpec {
+    /// Valley 00-07, peak 07-10 and 14-17, flat 10-14 and 21-24, sharp 17-21; service fee 0.40
+    /// yuan/kWh on top of every energy price.
+    fn default() -> Self {
+        TariffSpec {
+            model: 1,
+            sharp: 1.30,
+            peak: 1.00,
+            flat: 0.70,
+            valley: 0.30,
+            service: 0.40,
+            hours: "vvvvvvvpppffffpppssssfff".to_owned(),
+        }
+    }
+}
+
+impl TariffSpec {
+    /// The most a price may be: a typo guard, far above any real tariff.
+    const MAX_YUAN: f64 = 20.0;
+
+    /// Checks the spec and builds the wire tariff; the error names the field.
+    pub fn to_tariff(&self) -> Result<Tariff, String> {
+        if self.model > 9999 {
+            return Err(format!(
+                "model must be 0-9999 (four BCD digits), got {}",
+                self.model
+            ));
+        }
+        let price = |v: f64, name: &str| -> Result<u32, String> {
+            if v.is_finite() && (0.0..=Self::MAX_YUAN).contains(&v) {
+                Ok((v * 100_000.0).round() as u32)
+            } else {
+                Err(format!(
+                    "{name} must be 0-{} yuan/kWh, got {v}",
+                    Self::MAX_YUAN
+                ))
+            }
         };
-        let mut periods = [2u8; 48];
-        for (i, p) in periods.iter_mut().enumerate() {
-            let hour = i / 2;
-            *p = match hour {
-                0..=6 => 3,
-                7..=9 | 14..=16 => 1,
-                17..=20 => 0,
-                _ => 2,
+        let service = price(self.service, "service")?;
+        let mut rates = [Rate {
+            energy: 0,
+            service,
+        }; 4];
+        for (rate, (v, name)) in rates.iter_mut().zip([
+            (self.sharp, "sharp"),
+            (self.peak, "peak"),
+            (self.flat, "flat"),
+            (self.valley, "valley"),
+        ]) {
+            rate.energy = price(v, name)?;
+        }
+        let letters: Vec<char> = self.hours.chars().filter(|c| !c.is_whitespace()).collect();
+        let per_slot = match letters.len() {
+            24 => 2,
+            48 => 1,
+            n => {
+                return Err(format!(
+                    "hours must have 24 letters (one per hour) or 48 (one per half hour), got {n}"
+                ));
+            }
+        };
+        let mut periods = [0u8; 48];
+        for (i, c) in letters.iter().enumerate() {
+            let period = match c.to_ascii_lowercase() {
+                's' => 0,
+                'p' => 1,
+                'f' => 2,
+                'v' => 3,
+                other => {
+                    return Err(format!(
+                        "hours: {other:?} at position {} is not s (sharp), p (peak), f (flat) or v (valley)",
+                        i + 1
+                    ));
+                }
             };
+            for slot in &mut periods[i * per_slot..(i + 1) * per_slot] {
+                *slot = period;
+            }
         }
-        Tariff {
-            model: [0x00, 0x01],
-            rates: [rate(1.30), rate(1.00), rate(0.70), rate(0.30)],
+        let model = digits_to_bcd::<2>(&format!("{:04}", self.model))
+            .ok_or_else(|| format!("model {} is not four digits", self.model))?;
+        Ok(Tariff {
+            model,
+            rates,
             periods,
-        }
+        })
     }
 }
 
@@ -100,6 +192,9 @@ pub struct YkcConfig {
     /// After a stop, the charger owes its transaction record within this time.
     pub record_timeout: Duration,
     pub tariff: Tariff,
+    /// How often a logged-in charger's clock is set again (time sync, 0x56): at login and then
+    /// at this period, so clocks that drift do not misplace energy between tariff periods.
+    pub time_sync_every: Duration,
 }
 
 impl Default for YkcConfig {
@@ -110,6 +205,7 @@ impl Default for YkcConfig {
             start_timeout: Duration::from_secs(90),
             record_timeout: Duration::from_secs(30),
             tariff: Tariff::default(),
+            time_sync_every: Duration::from_secs(3600),
         }
     }
 }
@@ -191,6 +287,8 @@ struct LoggedIn {
     conn_id: u64,
     /// The charger's 3DES key for frames with the encryption flag, when one is set.
     key: Option<chargeops_ykc::crypto::Key>,
+    /// When the charger's clock was last set.
+    synced_at: Instant,
 }
 
 /// A stored key (32 or 48 hex digits) as a 3DES key.
@@ -252,6 +350,7 @@ async fn run(gw: Arc<Gateway>, cfg: Arc<YkcConfig>, stream: TcpStream, peer: Soc
         let idle_deadline = last_heard + cfg.heartbeat_timeout;
         let pending_deadline = conn.pending.as_ref().map(|p| p.deadline);
         let record_deadline = conn.records_due.values().min().copied();
+        let sync_deadline = conn.login.as_ref().map(|l| l.synced_at + cfg.time_sync_every);
         tokio::select! {
             read = conn.stream.read(&mut buf) => {
                 let n = match read {
@@ -303,6 +402,11 @@ async fn run(gw: Arc<Gateway>, cfg: Arc<YkcConfig>, stream: TcpStream, peer: Soc
                         _ => gw.config.command_timeout.as_secs().max(secs),
                     };
                     let _ = p.reply.send(Err(CommandError::Timeout(timeout)));
+                }
+            }
+            _ = sleep_until(sync_deadline), if sync_deadline.is_some() => {
+                if let Flow::Close(why) = conn.time_sync().await {
+                    break 'conn why;
                 }
             }
             _ = sleep_until(record_deadline), if record_deadline.is_some() => {
@@ -615,6 +719,7 @@ impl Conn {
             station_id: charger.station_id,
             conn_id,
             key,
+            synced_at: Instant::now(),
         });
         if let Flow::Close(why) = self
             .reply(
@@ -628,17 +733,21 @@ impl Conn {
         {
             return Flow::Close(why);
         }
-        // Set the charger's clock (the protocol's time sync, 0x56); its answer is logged.
+        self.time_sync().await
+    }
+
+    /// Sets the logged-in charger's clock (the protocol's time sync, 0x56); its answer is
+    /// logged. Repeated every `time_sync_every`.
+    async fn time_sync(&mut self) -> Flow {
+        let Some(login) = self.login.as_mut() else {
+            return Flow::Continue;
+        };
+        login.synced_at = Instant::now();
+        let charger = login.id;
         let seq = self.seq();
         let now = to_cp56(self.gw.live.now());
-        self.reply(
-            seq,
-            Message::TimeSync {
-                charger: login.charger,
-                time: now,
-            },
-        )
-        .await
+        self.reply(seq, Message::TimeSync { charger, time: now })
+            .await
     }
 
     /// Registers an unknown charger under the open and pending policies; `None` when the
@@ -1376,6 +1485,31 @@ mod tests {
         assert_eq!(map_status(3, 1).0, ConnectorStatus::Charging);
         assert_eq!(map_status(1, 0).0, ConnectorStatus::Faulted);
         assert_eq!(map_status(0, 0).0, ConnectorStatus::Offline);
+    }
+
+    #[test]
+    fn tariff_spec_builds_the_wire_tariff_and_names_bad_fields() {
+        let t = TariffSpec::default().to_tariff().unwrap();
+        assert_eq!(t.model, [0x00, 0x01]);
+        assert_eq!(t.rates[0].energy, 130_000);
+        assert_eq!(t.rates[3].service, 40_000);
+        assert_eq!(t.periods[0], 3, "00:00 is valley");
+        assert_eq!(t.periods[2 * 18], 0, "18:00 is sharp");
+        let half = TariffSpec {
+            model: 1234,
+            hours: "v".repeat(47) + "s",
+            ..TariffSpec::default()
+        }
+        .to_tariff()
+        .unwrap();
+        assert_eq!(half.model, [0x12, 0x34]);
+        assert_eq!((half.periods[46], half.periods[47]), (3, 0));
+        let err = |spec: TariffSpec| spec.to_tariff().unwrap_err();
+        assert!(err(TariffSpec { hours: "vvv".into(), ..TariffSpec::default() }).contains("24 letters"));
+        assert!(err(TariffSpec { hours: "x".repeat(24), ..TariffSpec::default() }).contains("position 1"));
+        assert!(err(TariffSpec { peak: -1.0, ..TariffSpec::default() }).contains("peak"));
+        assert!(err(TariffSpec { service: f64::NAN, ..TariffSpec::default() }).contains("service"));
+        assert!(err(TariffSpec { model: 10_000, ..TariffSpec::default() }).contains("model"));
     }
 
     #[test]

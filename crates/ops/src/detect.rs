@@ -131,6 +131,19 @@ impl Detector {
         }
     }
 
+    /// Takes a charger the platform knows but that is not connected at `since` (the platform
+    /// has just started) as offline from then: if it never connects, the offline rule opens a
+    /// case `offline_after_secs` later, as it would have for a charger seen dropping. A charger
+    /// already tracked keeps what the detector saw.
+    pub fn assume_offline(&mut self, charger_id: &str, station_id: &str, since: DateTime<Utc>) {
+        if self.chargers.contains_key(charger_id) {
+            return;
+        }
+        let t = self.track(charger_id, station_id);
+        t.online = false;
+        t.offline_since = Some(since);
+    }
+
     /// Feeds one event seen at platform time `now`.
     pub fn on_event(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Signal> {
         let mut out = Vec::new();
@@ -663,6 +676,28 @@ mod tests {
         d.on_event(&online(false), m(201));
         d.on_event(&online(true), m(205));
         assert!(d.tick(m(300)).is_empty());
+    }
+
+    #[test]
+    fn chargers_absent_at_start_count_as_offline_from_start() {
+        let mut d = Detector::new(cfg());
+        d.assume_offline("CP1", "S1", m(0));
+        d.assume_offline("CP2", "S1", m(0));
+        // CP2 connects in time: no problem for it.
+        let cp2_online = Event::ChargerOnline {
+            charger_id: "CP2".into(),
+            station_id: "S1".into(),
+            protocol: "ocpp1.6".into(),
+            at: t0(),
+        };
+        d.on_event(&cp2_online, m(3));
+        // A charger the detector already tracks keeps its own history.
+        d.assume_offline("CP2", "S1", m(4));
+        assert!(d.tick(m(9)).is_empty(), "not yet past the threshold");
+        let s = d.tick(m(11));
+        assert_eq!(problems(&s), [(CaseKind::Offline, None)]);
+        assert!(d.is_active("CP1", CaseKind::Offline, None));
+        assert!(!d.is_active("CP2", CaseKind::Offline, None));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::broadcast::error::RecvError;
 
-use chargeops_core::Event;
+use chargeops_core::{Event, Registration};
 use chargeops_ops::cases::{self, Decision, Working};
 use chargeops_ops::dispatch;
 use chargeops_ops::{
@@ -49,6 +49,7 @@ async fn run(
 ) {
     refresh_open_chargers(&state).await;
     let mut detector = Detector::new(config.clone());
+    assume_absent_offline(&state, &mut detector).await;
     let mut tick = tokio::time::interval(StdDuration::from_millis(config.tick_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks = 0u64;
@@ -357,6 +358,29 @@ async fn slow_work(
         simulate_crews(state, &open, now).await?;
     }
     Ok(())
+}
+
+/// At start the detector has seen nothing: every accepted charger that is not connected yet is
+/// taken as offline from now, so a charger that went dark while the platform was down (or never
+/// comes back after a restart) still gets its case.
+async fn assume_absent_offline(state: &AppState, detector: &mut Detector) {
+    let now = state.live.now();
+    match state.store.list_chargers().await {
+        Ok(chargers) => {
+            let mut absent = 0usize;
+            for c in chargers
+                .iter()
+                .filter(|c| c.registration == Registration::Accepted)
+            {
+                if !state.live.snapshot(&c.id).is_some_and(|s| s.online) {
+                    detector.assume_offline(&c.id, &c.station_id, now);
+                    absent += 1;
+                }
+            }
+            tracing::debug!(absent, "chargers not connected at start are watched as offline");
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list chargers for offline detection"),
+    }
 }
 
 async fn refresh_open_chargers(state: &AppState) {
