@@ -94,6 +94,22 @@ def test_station_forecast_next_hours(demo):
     assert any(h["arrivals"]["p50"] > 0.5 for h in f["hours"]), "a busy highway station has arrivals"
 
 
+def test_wait_projects_the_queue_with_the_fitted_arrivals(demo):
+    base, _ = demo
+    f = ok(base, f"/api/v1/stations/{STATION}/forecast", hours=4)
+    w = get(base, f"/api/v1/stations/{STATION}/wait", token=None, arrive_in_min=60).json()
+    # No rate from the caller: the forecast's arrivals for the hour on the way fill the queue.
+    assert w["arrivals_source"] == "forecast", w
+    p50 = [h["arrivals"]["p50"] for h in f["hours"]]
+    # Simulated time runs on (120x): the window may have moved an hour since the forecast.
+    assert min(p50) - 0.01 <= w["arrivals_per_hour"] <= max(p50) + 0.01, (w, p50)
+    assert w["arrivals_per_hour"] > 0.5, "a busy highway station in the Spring Festival has arrivals"
+    mine = get(base, f"/api/v1/stations/{STATION}/wait", token=None, arrive_in_min=60, arrivals_per_hour=0).json()
+    assert mine["arrivals_source"] == "caller" and mine["arrivals_per_hour"] == 0
+    now = get(base, f"/api/v1/stations/{STATION}/wait", token=None).json()
+    assert now["arrivals_source"] is None and now["arrivals_per_hour"] is None
+
+
 def test_station_forecast_for_a_chosen_day(demo):
     base, _ = demo
     f = ok(base, f"/api/v1/stations/{STATION}/forecast", date="2027-02-08")

@@ -501,6 +501,41 @@ fn check_hours(hours: Option<u32>) -> ApiResult<usize> {
 }
 
 /// Connectors of a station as the platform knows them now.
+/// The fitted forecast's arrivals per hour at station `id`, averaged over the next `minutes`
+/// (each forecast hour weighted by how much of it the window covers): what fills the queue
+/// while a driver is on the way. `None` for a window of zero length.
+pub(crate) async fn arrivals_per_hour(
+    state: &AppState,
+    id: &str,
+    minutes: f64,
+) -> ApiResult<Option<f64>> {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        return Ok(None);
+    }
+    let now = state.live.now();
+    let horizon = ((minutes / 60.0).ceil() as usize + 1).clamp(1, 26);
+    let c = connectors_of(state, id);
+    let fc = state
+        .forecasts
+        .forecast_many(state.store.as_ref(), now, vec![(id.to_owned(), c)], horizon)
+        .await?;
+    let Some(fc) = fc.first() else {
+        return Ok(None);
+    };
+    let end = now + Duration::milliseconds((minutes * 60_000.0) as i64);
+    let (mut cars, mut secs) = (0.0, 0.0);
+    for h in &fc.hours {
+        let from = h.at.max(now);
+        let to = (h.at + Duration::hours(1)).min(end);
+        let overlap = (to - from).num_milliseconds() as f64 / 1000.0;
+        if overlap > 0.0 {
+            cars += h.arrivals.p50 * overlap / 3600.0;
+            secs += overlap;
+        }
+    }
+    Ok((secs > 0.0).then(|| cars / secs * 3600.0))
+}
+
 fn connectors_of(state: &AppState, id: &str) -> u32 {
     let known = state.live.station_counts(id).map_or(0, |c| c.total());
     let chargers = state.live.station_chargers(id);

@@ -882,7 +882,8 @@ async fn requeue_ticket(
 struct WaitQuery {
     /// Minutes until the car gets there; the arrival forecast fills the queue meanwhile.
     arrive_in_min: Option<f64>,
-    /// Forecast arrivals per hour, when the caller has one (else the recent rate is not used).
+    /// Arrivals per hour while the car is on the way, when the caller has its own figure;
+    /// otherwise the platform's fitted forecast for those hours is used.
     arrivals_per_hour: Option<f64>,
 }
 
@@ -911,8 +912,18 @@ async fn station_wait(
     let h = history(&state, &id).await?;
     let waiting_tickets = ticket::waiting_in_order(book.tickets(&id)).len();
     let observed = state.live.station_waiting(&id) as usize;
+    // The book stays locked only for what needs it: a forecast fit may take a moment.
+    drop(book);
     let mut ahead = waiting_tickets.max(observed);
-    if let (Some(m), Some(rate)) = (q.arrive_in_min, q.arrivals_per_hour) {
+    let (rate, source) = match (q.arrive_in_min, q.arrivals_per_hour) {
+        (Some(_), Some(rate)) => (Some(rate), Some("caller")),
+        (Some(m), None) => {
+            let rate = crate::forecast::arrivals_per_hour(&state, &id, m).await?;
+            (rate, rate.map(|_| "forecast"))
+        }
+        (None, _) => (None, None),
+    };
+    if let (Some(m), Some(rate)) = (q.arrive_in_min, rate) {
         ahead = estimate::queue_at_arrival(ahead, slots.len(), rate, m * 60.0, &h);
     }
     let est = estimate::wait(&slots, ahead, &h);
@@ -931,6 +942,8 @@ async fn station_wait(
         },
         "typical_session_s": h.typical_s().round(),
         "history_sessions": h.len(),
+        "arrivals_per_hour": rate.map(|r| (r * 100.0).round() / 100.0),
+        "arrivals_source": source,
         "at": state.live.now(),
     })))
 }
