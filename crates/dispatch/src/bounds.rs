@@ -1,11 +1,17 @@
-//! What no policy can beat, and a fluid reference, for a trace on a fleet.
+//! What no policy can beat, a fluid reference, and a clairvoyant reference schedule, for a
+//! trace on a fleet.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::lot::{Car, Fleet};
+use crate::DispatchError;
+use crate::lot::{Car, Fleet, Lot};
+use crate::policy::{Action, Policy, Ranked};
+use crate::sim::{SimOptions, SimResult, simulate};
 
 /// The `bound` object of `bench dispatch --format json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,4 +146,115 @@ fn srpt_wait_lb(fleet: &Fleet, cars: &[Car]) -> f64 {
         }
     }
     ((flow_sum - sizes.iter().sum::<f64>()) / cars.len() as f64).max(0.0)
+}
+
+/// What the clairvoyant search minimises: the mean wait of served cars, with every car that
+/// leaves or is never served counted as a day of waiting, so no schedule buys its mean by losing
+/// cars.
+fn schedule_cost(r: &SimResult) -> f64 {
+    let m = &r.metrics;
+    m.mean_wait_s + 86_400.0 * (m.abandoned + m.unserved) as f64
+}
+
+/// The service order a simulated run gave: cars by the moment a robot was last sent to them,
+/// cars never sent one after, by arrival. `rank[car]` is the car's place.
+pub fn service_rank(r: &SimResult, cars: usize) -> Vec<usize> {
+    let mut last = vec![None; cars];
+    for (k, (_, a)) in r.decisions.iter().enumerate() {
+        if let Action::Assign { car, .. } = *a
+            && car < cars
+        {
+            last[car] = Some(k);
+        }
+    }
+    let mut ids: Vec<usize> = (0..cars).collect();
+    ids.sort_by_key(|&c| (last[c].is_none(), last[c], c));
+    let mut rank = vec![0; cars];
+    for (place, c) in ids.into_iter().enumerate() {
+        rank[c] = place;
+    }
+    rank
+}
+
+/// The clairvoyant reference: a schedule that sees the whole trace. A local search over the
+/// service order (the [`Ranked`] policy, robots given as chargeops gives them, in the same
+/// simulator with the same battery rule), started from the order `start` (an online policy)
+/// served the trace in. `iterations` schedules are tried (each one simulation); `step` is called
+/// after each. The result is the best schedule seen, the start's own run included, so it is
+/// never worse than the online policy it starts from. A reference, not a bound: a longer or
+/// cleverer search can do better.
+pub fn clairvoyant(
+    lot: &Lot,
+    fleet: &Fleet,
+    cars: &[Car],
+    start: &mut dyn Policy,
+    iterations: usize,
+    seed: u64,
+    mut step: impl FnMut(),
+) -> Result<SimResult, DispatchError> {
+    let record = SimOptions {
+        record: true,
+        ..SimOptions::default()
+    };
+    let online = simulate(lot, fleet, cars, start, &record)?;
+    let n = cars.len();
+    let mut best_cost = schedule_cost(&online);
+    let mut best = online;
+    if n < 2 {
+        return Ok(best);
+    }
+    let mut order: Vec<usize> = vec![0; n];
+    for (c, &place) in service_rank(&best, n).iter().enumerate() {
+        order[place] = c;
+    }
+    let run = |order: &[usize]| -> Result<SimResult, DispatchError> {
+        let mut rank = vec![0; n];
+        for (place, &c) in order.iter().enumerate() {
+            rank[c] = place;
+        }
+        simulate(
+            lot,
+            fleet,
+            cars,
+            &mut Ranked { rank },
+            &SimOptions::default(),
+        )
+    };
+    let first = run(&order)?;
+    let mut cur_cost = schedule_cost(&first);
+    if cur_cost < best_cost {
+        best_cost = cur_cost;
+        best = first;
+    }
+    let mut rng = SmallRng::seed_from_u64(seed);
+    // Moves within a window of the order: a car served up to 40 places earlier or later (cars
+    // far apart in the order seldom wait at the same time, so swapping them changes nothing).
+    let window = 40.min(n - 1);
+    for _ in 0..iterations {
+        let mut cand = order.clone();
+        let p = rng.random_range(0..n);
+        let lo = p.saturating_sub(window);
+        let hi = (p + window).min(n - 1);
+        let q = rng.random_range(lo..=hi);
+        if rng.random_bool(0.5) {
+            cand.swap(p, q);
+        } else {
+            let c = cand.remove(p);
+            cand.insert(q, c);
+        }
+        let r = run(&cand)?;
+        let cost = schedule_cost(&r);
+        // Equal cost is accepted too: it lets the search walk across the many orders that
+        // give the same schedule.
+        if cost <= cur_cost {
+            order = cand;
+            cur_cost = cost;
+            if cost < best_cost {
+                best_cost = cost;
+                best = r;
+            }
+        }
+        step();
+    }
+    Ok(best)
 }

@@ -75,6 +75,13 @@ pub struct DispatchBenchArgs {
     pub write_trace: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Also search a clairvoyant reference schedule (sees the whole trace; slow: one simulation
+    /// per iteration and trace).
+    #[arg(long)]
+    pub clairvoyant: bool,
+    /// Schedules the clairvoyant search tries per trace.
+    #[arg(long, default_value_t = 2000)]
+    pub clairvoyant_iterations: usize,
     /// Instead: time the chargeops decision for 200 waiting cars (median and p99).
     #[arg(long)]
     pub decision_timing: bool,
@@ -138,7 +145,13 @@ pub struct Report {
 impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         let mut policies = serde_json::Map::new();
-        for p in self.policies.iter().take(3) {
+        for p in self
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| *i < 3 || p.name == "clairvoyant")
+            .map(|(_, p)| p)
+        {
             policies.insert(
                 p.name.to_string(),
                 serde_json::to_value(&p.metrics).unwrap_or_default(),
@@ -169,7 +182,7 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<28}{:>10}{:>10}{:>10}{:>8}{:>10}{:>9}{:>10}{:>8}{:>10}",
+            "{:<28}{:>10}{:>10}{:>10}{:>8}{:>10}{:>9}{:>10}{:>8}{:>10}{:>10}",
             "policy",
             "mean min",
             "p95 min",
@@ -179,18 +192,31 @@ impl Report {
             "unserved",
             "kWh",
             "util",
-            "vs n-idle"
+            "vs n-idle",
+            "vs ni-opp"
         );
         let ni = self
             .policies
             .iter()
             .find(|p| p.name == "nearest_idle")
             .map_or(0.0, |p| p.metrics.mean_wait_s);
+        let opp = self
+            .policies
+            .iter()
+            .find(|p| p.name == "nearest_idle_opportunistic")
+            .map_or(0.0, |p| p.metrics.mean_wait_s);
+        let ratio = |m: f64, to: f64| {
+            if to > 0.0 {
+                format!("{:.3}", m / to)
+            } else {
+                "-".into()
+            }
+        };
         for p in &self.policies {
             let m = &p.metrics;
             let _ = writeln!(
                 s,
-                "{:<28}{:>10.1}{:>10.1}{:>10.1}{:>8}{:>10}{:>9}{:>10.0}{:>8.3}{:>10.3}",
+                "{:<28}{:>10.1}{:>10.1}{:>10.1}{:>8}{:>10}{:>9}{:>10.0}{:>8.3}{:>10}{:>10}",
                 p.name,
                 m.mean_wait_s / 60.0,
                 m.p95_wait_s / 60.0,
@@ -200,13 +226,20 @@ impl Report {
                 m.unserved,
                 m.energy_kwh,
                 m.robot_utilisation,
-                if ni > 0.0 { m.mean_wait_s / ni } else { 0.0 }
+                ratio(m.mean_wait_s, ni),
+                ratio(m.mean_wait_s, opp)
             );
         }
         let _ = writeln!(
             s,
             "(fifo, nearest_idle: a robot that goes to the dock is free again when full; *_opportunistic: free at any charge)"
         );
+        if self.policies.iter().any(|p| p.name == "clairvoyant") {
+            let _ = writeln!(
+                s,
+                "(clairvoyant: sees the whole trace; the best service order a local search found, started from chargeops's; a reference, not a bound)"
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -329,6 +362,50 @@ pub fn compare(
     })
 }
 
+/// Adds the clairvoyant reference to `report`: on each trace, the best schedule a search of
+/// `iterations` schedules finds, started from chargeops's (see [`crate::bounds::clairvoyant`]).
+pub fn add_clairvoyant(
+    report: &mut Report,
+    lot: &Lot,
+    traces: &[Vec<Car>],
+    iterations: usize,
+    progress: bool,
+) -> Result<(), DispatchError> {
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new((traces.len() * iterations) as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "clairvoyant {bar:40} {pos}/{len} schedules {elapsed} (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut cars: Vec<CarResult> = Vec::new();
+    let mut util = 0.0;
+    for (k, t) in traces.iter().enumerate() {
+        let r = crate::bounds::clairvoyant(
+            lot,
+            &report.fleet,
+            t,
+            &mut Chargeops::default(),
+            iterations,
+            k as u64 + 1,
+            || bar.inc(1),
+        )?;
+        cars.extend(r.cars);
+        util += r.metrics.robot_utilisation;
+    }
+    bar.finish_and_clear();
+    report.policies.push(PolicyReport {
+        name: "clairvoyant",
+        metrics: metrics(&cars, util / traces.len().max(1) as f64),
+    });
+    Ok(())
+}
+
 /// Times the chargeops decision on random lots with 200 waiting cars: (median, p99, max) in µs.
 pub fn decision_timing(lot: &Lot, fleet: &Fleet, decisions: usize, seed: u64) -> (f64, f64, f64) {
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -449,13 +526,22 @@ pub fn run(args: DispatchBenchArgs) -> Result<(), DispatchError> {
     }
     let n_cars: usize = traces.iter().map(Vec::len).sum();
     let progress = std::io::stderr().is_terminal() && n_cars * 3 > 2000;
-    let report = compare(
+    let mut report = compare(
         &lot,
         &fleet,
         &traces,
         args.format == OutputFormat::Table,
         progress,
     )?;
+    if args.clairvoyant {
+        add_clairvoyant(
+            &mut report,
+            &lot,
+            &traces,
+            args.clairvoyant_iterations,
+            std::io::stderr().is_terminal(),
+        )?;
+    }
     match args.format {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),

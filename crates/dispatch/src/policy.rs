@@ -274,45 +274,103 @@ impl Policy for NearestIdle {
 
 /// The chargeops policy.
 ///
-/// - **Order by robot-time, with aging.** Waiting cars are served in the order of the key
-///   `arrival + min(k * robot_time, cap)`, where robot_time is the plugging, charging and dock
-///   time the car costs. Short cars go first (shortest-processing-time), and the cap is the
-///   aging rule: a car is never passed by a car that arrived more than `cap` after it, as long
-///   as the free robot can cover both.
-/// - **Battery-aware assignment.** Each car in key order gets the available robot that reaches
-///   it first among those that can cover it, ties to the robot with less battery (keeping full
-///   batteries for the cars that need them).
-/// - **Top-up.** A robot at the dock is available at any charge (it leaves as soon as its
-///   battery covers the car it is given) and every robot with nothing to do goes to the dock.
-/// - **Reservation (the starvation bound).** A car that has waited `reserve_after_s` and that
-///   no available robot can cover gets the available robot that will cover it soonest: that
-///   robot goes (or stays) at the dock until it can, and is not spent on later cars. Without it
-///   the cars too big for the partly charged robots would wait for a lull (the baselines' max).
+/// - **Shortest robot-time first.** A car's robot-time is the plugging, charging and dock time it
+///   costs the fleet ([`Fleet::robot_time_s`]). Waiting cars are taken in order of robot-time, so
+///   short cars go first: at a load near 1 and above, the order is what sets the mean wait.
+/// - **Aging (the starvation rule).** A car that has waited at least the aging threshold
+///   `T = max(age_s, age_per_backlog x backlog)` comes before every car that has waited less,
+///   and such cars go in arrival order. The backlog is the robot-time of all waiting cars divided
+///   by the robots that report: the wait a car arriving now would have in arrival order. So the
+///   threshold is a fixed time in a normal peak and grows with the overload, where serving old
+///   cars first would turn the whole queue into first-come-first-served. What it guarantees:
+///   with `T*` the largest threshold a trace reaches, a car waits at most
+///   `T* + (q + 1) x (longest service + full recharge + three drives across the lot)`, `q` the
+///   older cars still waiting when it has waited `T*`.
+/// - **Battery-aware assignment and holding.** Each car in that order gets the available robot
+///   that can reach it soonest: one that covers it now (the nearest, near-ties to the smaller
+///   battery, so full batteries are kept for the cars that need them), else the robot that will
+///   cover it soonest after charging at the dock, which then goes (or stays) at the dock and is
+///   spent on no later car. A robot at the dock is available at any charge and leaves as soon as
+///   its battery covers its car; every robot with nothing to do goes to the dock to top up.
 #[derive(Debug, Clone)]
 pub struct Chargeops {
-    /// Weight of robot-time in the key.
-    pub k: f64,
-    /// Aging cap: the most robot-time can move a car back, seconds.
-    pub cap_s: f64,
-    /// Reserve a robot for each car that no available robot can cover once it has waited
-    /// this long (`f64::INFINITY`: never).
-    pub reserve_after_s: f64,
+    /// The least the aging threshold is, seconds.
+    pub age_s: f64,
+    /// How the aging threshold grows with the backlog (seconds of threshold per second of
+    /// backlog).
+    pub age_per_backlog: f64,
+    /// Hold a robot at the dock for a car that has not reached the aging threshold when no
+    /// robot covers it now (cars past it always get one).
+    pub hold: bool,
 }
 
 impl Default for Chargeops {
     fn default() -> Chargeops {
         Chargeops {
-            k: 4.0,
-            cap_s: 3.0 * 3600.0,
-            reserve_after_s: 2.5 * 3600.0,
+            age_s: 5.0 * 3600.0,
+            age_per_backlog: 1.75,
+            hold: true,
         }
     }
 }
 
+/// Rounded travel, so that near ties go to the smaller battery.
+fn travel_5s(view: &View<'_>, r: &RobotView, car: &CarView) -> f64 {
+    (view.travel_s(r, car) / 5.0).round() * 5.0
+}
+
 impl Chargeops {
-    pub fn key(&self, view: &View<'_>, car: &CarView) -> f64 {
-        let work = view.fleet.robot_time_s(car.energy_kwh, car.max_power_kw);
-        car.arrival_s + (self.k * work).min(self.cap_s)
+    /// Robot-seconds the car costs: plugging, charging and dock time.
+    pub fn robot_time_s(view: &View<'_>, car: &CarView) -> f64 {
+        view.fleet.robot_time_s(car.energy_kwh, car.max_power_kw)
+    }
+
+    /// The backlog now: robot-time of the waiting cars over the robots that report, seconds.
+    pub fn backlog_s(view: &View<'_>) -> f64 {
+        let robots = view
+            .robots
+            .iter()
+            .filter(|r| r.status != RobotStatus::Offline)
+            .count()
+            .max(1);
+        view.waiting
+            .iter()
+            .map(|c| Self::robot_time_s(view, c))
+            .sum::<f64>()
+            / robots as f64
+    }
+
+    /// The aging threshold now, seconds.
+    pub fn threshold_s(&self, view: &View<'_>) -> f64 {
+        self.age_s.max(self.age_per_backlog * Self::backlog_s(view))
+    }
+
+    /// Indices into `view.waiting` in the order cars are given robots: cars past the aging
+    /// threshold `threshold_s` by arrival, then the rest by robot-time.
+    pub fn order(view: &View<'_>, threshold_s: f64) -> Vec<usize> {
+        let mut keyed: Vec<(bool, f64, usize)> = view
+            .waiting
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if view.now - c.arrival_s >= threshold_s {
+                    (false, c.arrival_s, i)
+                } else {
+                    (true, Self::robot_time_s(view, c), i)
+                }
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(
+                    view.waiting[a.2]
+                        .arrival_s
+                        .total_cmp(&view.waiting[b.2].arrival_s),
+                )
+                .then(a.2.cmp(&b.2))
+        });
+        keyed.into_iter().map(|k| k.2).collect()
     }
 
     /// Seconds until robot `r` could cover `car` by going (or staying) at the dock and charging.
@@ -320,12 +378,14 @@ impl Chargeops {
         let f = view.fleet;
         let bay = view.lot.bay(car.bay)?;
         let need = f.required_kwh(view.lot, view.lot.dock, bay, car.energy_kwh);
-        if need > f.robot_kwh {
+        if need > f.robot_kwh + 1e-9 {
             return None;
         }
         let at_dock = r.battery_kwh - f.drive_kwh(r.pos, view.lot.dock);
         let drive = f.travel_s(r.pos, view.lot.dock);
-        Some(drive + (need - at_dock).max(0.0) / f.dock_kw * 3600.0)
+        Some(
+            drive + (need - at_dock).max(0.0) / f.dock_kw * 3600.0 + f.travel_s(view.lot.dock, bay),
+        )
     }
 }
 
@@ -335,67 +395,111 @@ impl Policy for Chargeops {
     }
 
     fn wake_at(&self, view: &View<'_>) -> Option<f64> {
+        let t = self.threshold_s(view);
         view.waiting
             .iter()
-            .map(|c| c.arrival_s + self.reserve_after_s)
-            .filter(|&t| t > view.now && t.is_finite())
+            .map(|c| c.arrival_s + t)
+            .filter(|&w| w > view.now && w.is_finite())
             .min_by(f64::total_cmp)
     }
 
     fn decide(&mut self, view: &View<'_>) -> Vec<Action> {
-        let mut used = vec![false; view.robots.len()];
-        let mut out = Vec::new();
-        let mut order: Vec<(f64, usize)> = view
-            .waiting
+        let threshold = self.threshold_s(view);
+        let hold = self.hold;
+        assign_in_order(view, Self::order(view, threshold), |car| {
+            hold || view.now - car.arrival_s >= threshold
+        })
+    }
+}
+
+/// Gives the waiting cars robots in `order` (indices into `view.waiting`): each car gets the
+/// available robot that can reach it soonest. That is a robot that covers it now (the nearest,
+/// near-ties to the smaller battery) unless `hold(car)` and a robot charging at the dock would
+/// reach it sooner; with no robot covering it now and `hold(car)`, the robot that will cover it
+/// soonest goes (or stays) at the dock and is kept for it. Idle robots left over top up at the
+/// dock.
+fn assign_in_order(
+    view: &View<'_>,
+    order: impl IntoIterator<Item = usize>,
+    hold: impl Fn(&CarView) -> bool,
+) -> Vec<Action> {
+    let mut used = vec![false; view.robots.len()];
+    let mut out = Vec::new();
+    for i in order {
+        if used.iter().all(|&u| u) {
+            break;
+        }
+        let car = &view.waiting[i];
+        let now_ready = view
+            .robots
             .iter()
-            .enumerate()
-            .map(|(i, c)| (self.key(view, c), i))
-            .collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for &(_, i) in &order {
-            if used.iter().all(|&u| u) {
-                break;
-            }
-            let car = &view.waiting[i];
-            let best = view
-                .robots
+            .filter(|r| r.status.available() && !used[r.id] && view.can_cover(r, car))
+            .min_by(|a, b| {
+                travel_5s(view, a, car)
+                    .total_cmp(&travel_5s(view, b, car))
+                    .then(a.battery_kwh.total_cmp(&b.battery_kwh))
+                    .then(a.id.cmp(&b.id))
+            });
+        let charging = if hold(car) {
+            view.robots
                 .iter()
-                .filter(|r| r.status.available() && !used[r.id] && view.can_cover(r, car))
-                .min_by(|a, b| {
-                    // Travel rounded to 5 s so that near ties go to the smaller battery.
-                    let ta = (view.travel_s(a, car) / 5.0).round();
-                    let tb = (view.travel_s(b, car) / 5.0).round();
-                    ta.total_cmp(&tb)
-                        .then(a.battery_kwh.total_cmp(&b.battery_kwh))
-                        .then(a.id.cmp(&b.id))
-                });
-            if let Some(r) = best {
+                .filter(|r| r.status.available() && !used[r.id] && !view.can_cover(r, car))
+                .filter_map(|r| Some((Chargeops::time_to_cover(view, r, car)?, r)))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)))
+        } else {
+            None
+        };
+        let held = match (now_ready, charging) {
+            (Some(r), Some((t, h))) if t < view.travel_s(r, car) => Some(h),
+            (Some(r), _) => {
                 used[r.id] = true;
                 out.push(Action::Assign {
                     robot: r.id,
                     car: car.id,
                 });
-            } else if view.now - car.arrival_s >= self.reserve_after_s {
-                let soonest = view
-                    .robots
-                    .iter()
-                    .filter(|r| r.status.available() && !used[r.id])
-                    .filter_map(|r| Some((Self::time_to_cover(view, r, car)?, r)))
-                    .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
-                if let Some((_, r)) = soonest {
-                    used[r.id] = true;
-                    if r.status != RobotStatus::Docked {
-                        out.push(Action::ToDock { robot: r.id });
-                    }
-                }
+                None
+            }
+            (None, Some((_, h))) => Some(h),
+            (None, None) => None,
+        };
+        if let Some(h) = held {
+            used[h.id] = true;
+            if h.status != RobotStatus::Docked {
+                out.push(Action::ToDock { robot: h.id });
             }
         }
-        for r in view.robots {
-            if r.status == RobotStatus::Idle && !used[r.id] {
-                out.push(Action::ToDock { robot: r.id });
-            }
+    }
+    for r in view.robots {
+        if r.status == RobotStatus::Idle && !used[r.id] {
+            out.push(Action::ToDock { robot: r.id });
         }
-        out
+    }
+    out
+}
+
+/// A fixed service order: waiting cars by their rank (`rank[car id]`, lower first; cars without
+/// one last, by arrival), robots as [`Chargeops`] gives them, always holding a robot for the car
+/// first in order. Not an online policy when the ranks come from the whole trace: it is how the
+/// clairvoyant reference ([`crate::bounds::clairvoyant`]) plays a schedule in the simulator.
+#[derive(Debug, Clone, Default)]
+pub struct Ranked {
+    pub rank: Vec<usize>,
+}
+
+impl Policy for Ranked {
+    fn name(&self) -> &'static str {
+        "clairvoyant"
+    }
+
+    fn decide(&mut self, view: &View<'_>) -> Vec<Action> {
+        let mut order: Vec<(usize, usize)> = view
+            .waiting
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (self.rank.get(c.id).copied().unwrap_or(usize::MAX), i))
+            .collect();
+        order.sort_unstable();
+        assign_in_order(view, order.into_iter().map(|(_, i)| i), |_| true)
     }
 }
 

@@ -174,7 +174,9 @@ impl HolidayPeak {
         0.3 + 0.7 * (-0.5 * x * x).exp()
     }
 
-    fn draw_car(rng: &mut SmallRng) -> (f64, f64) {
+    /// One holiday driver's energy need (kWh) and car power (kW); the demo's simulated robot
+    /// lots draw their cars from it too, so the live lot and the benchmark see the same drivers.
+    pub fn draw_car(rng: &mut SmallRng) -> (f64, f64) {
         // Holiday drivers: most top up 20-40 kWh, a third arrive low and take 40-90.
         let energy = if rng.random_bool(0.67) {
             normal(rng, 28.0, 10.0).clamp(5.0, 60.0)

@@ -1,8 +1,9 @@
 //! Traces in, waits and plans out.
 
+use chargeops_dispatch::bounds::clairvoyant;
 use chargeops_dispatch::cli::compare;
 use chargeops_dispatch::lot::{Car, Fleet, Lot, Point};
-use chargeops_dispatch::policy::{Chargeops, DockRule, Fifo, NearestIdle, Policy};
+use chargeops_dispatch::policy::{Action, Chargeops, DockRule, Fifo, NearestIdle, Policy};
 use chargeops_dispatch::province::{
     Site, Travel, Unit, UnitStatus, instant_reference, plan_relocation, static_placement,
 };
@@ -99,8 +100,34 @@ fn chargeops_serves_the_short_car_first_fifo_the_old_one() {
         &mut Chargeops::default(),
         &SimOptions::default(),
     );
-    // chargeops: C first (key 2 + 4 x 840 s against 1 + 3 h cap), done at 1810; then B.
+    // chargeops: C first (robot-time 600 + 600 s against B's 3000 + 3000 s), done at 1810;
+    // then B.
     assert_eq!(waits(&ours), vec![10.0, 1809.0, 1208.0]);
+}
+
+#[test]
+fn an_aged_car_is_no_longer_passed_by_shorter_ones() {
+    let (lot, fleet) = line_lot();
+    // A big car (60 kWh, an hour of charging) behind a 5 kWh car, then a 5 kWh car every
+    // 250 s, each done in 300 s: the small cars queue up, and shortest-first alone keeps the
+    // big car back until the stream has been worked off.
+    let mut cars = vec![car(0.0, 0, 5.0), car(1.0, 0, 60.0)];
+    cars.extend((1..40).map(|k| car(k as f64 * 250.0, 0, 5.0)));
+    let waits_with = |age_s: f64| {
+        let mut p = Chargeops {
+            age_s,
+            age_per_backlog: 0.0,
+            hold: true,
+        };
+        run(&lot, &fleet, &cars, &mut p, &SimOptions::default()).cars[1].wait_s
+    };
+    let never = waits_with(f64::INFINITY);
+    assert!(never > 9_000.0, "{never}");
+    // With a 1000 s threshold the big car is first in order from 1001 s: the robot (at bay 0,
+    // a 5 kWh car done every 300 s from 310 s) takes it when it next ends a car, at 1210 s with
+    // 80 kWh left: it waited 1209 s.
+    let aged = waits_with(1000.0);
+    assert_eq!((aged * 1000.0).round() / 1000.0, 1209.0);
 }
 
 #[test]
@@ -421,6 +448,64 @@ fn policies() -> Vec<Box<dyn Policy>> {
     ]
 }
 
+/// Chargeops, checked against the aging rule at every decision.
+struct Watch {
+    inner: Chargeops,
+    broken: Vec<String>,
+}
+
+impl Policy for Watch {
+    fn name(&self) -> &'static str {
+        "chargeops"
+    }
+
+    fn wake_at(&self, view: &View<'_>) -> Option<f64> {
+        self.inner.wake_at(view)
+    }
+
+    fn decide(&mut self, view: &View<'_>) -> Vec<Action> {
+        let actions = self.inner.decide(view);
+        // The threshold, worked out here rather than asked of the policy.
+        let robots = view
+            .robots
+            .iter()
+            .filter(|r| r.status != chargeops_dispatch::RobotStatus::Offline)
+            .count()
+            .max(1);
+        let backlog: f64 = view
+            .waiting
+            .iter()
+            .map(|c| view.fleet.robot_time_s(c.energy_kwh, c.max_power_kw))
+            .sum::<f64>()
+            / robots as f64;
+        let t = self.inner.age_s.max(self.inner.age_per_backlog * backlog);
+        let aged = |c: &chargeops_dispatch::CarView| view.now - c.arrival_s >= t;
+        let assigned: Vec<(usize, usize)> = actions
+            .iter()
+            .filter_map(|a| match *a {
+                Action::Assign { robot, car } => Some((robot, car)),
+                Action::ToDock { .. } => None,
+            })
+            .collect();
+        for &(robot, car) in &assigned {
+            let Some((j, cj)) = view.waiting.iter().enumerate().find(|(_, c)| c.id == car) else {
+                continue;
+            };
+            for (i, ci) in view.waiting.iter().enumerate() {
+                let before = aged(ci) && (!aged(cj) || (ci.arrival_s, i) < (cj.arrival_s, j));
+                let left = !assigned.iter().any(|&(_, c)| c == ci.id);
+                if before && left && view.can_cover(&view.robots[robot], ci) {
+                    self.broken.push(format!(
+                        "at {}: robot {robot} sent to car {car} past aged car {}",
+                        view.now, ci.id
+                    ));
+                }
+            }
+        }
+        actions
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -454,6 +539,108 @@ proptest! {
                 prop_assert!(res.wait_s >= -1e-9);
             }
         }
+    }
+
+    #[test]
+    fn chargeops_settings_keep_batteries_above_zero(
+        cars in small_trace(),
+        robots in 1usize..4,
+        kwh in 95.0..200.0f64,
+        age_s in 0.0..7200.0f64,
+        age_per_backlog in 0.0..3.0f64,
+        hold in any::<bool>(),
+    ) {
+        let lot = Lot::service_area(8);
+        let fleet = Fleet { robots, robot_kwh: kwh, ..Fleet::default() };
+        let mut p = Chargeops { age_s, age_per_backlog, hold };
+        let r = simulate(&lot, &fleet, &cars, &mut p, &SimOptions::default());
+        prop_assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
+        let Ok(r) = r else { return Ok(()) };
+        prop_assert!(r.min_battery_kwh >= -1e-9, "battery {}", r.min_battery_kwh);
+        prop_assert_eq!(r.metrics.unserved, 0);
+    }
+
+    /// The aging rule as stated: at every decision, a car that has waited at least the threshold
+    /// `max(age_s, age_per_backlog x backlog)` is passed by no car that has waited less, nor by
+    /// a younger car that has waited as long: a robot sent to a car could not cover any car
+    /// before it in that order that was left waiting.
+    #[test]
+    fn aged_cars_are_not_passed(
+        cars in small_trace(),
+        robots in 1usize..4,
+        age_s in 0.0..5400.0f64,
+        age_per_backlog in 0.0..3.0f64,
+    ) {
+        let lot = Lot::service_area(8);
+        let fleet = Fleet { robots, ..Fleet::default() };
+        let mut p = Watch {
+            inner: Chargeops { age_s, age_per_backlog, hold: true },
+            broken: Vec::new(),
+        };
+        let r = simulate(&lot, &fleet, &cars, &mut p, &SimOptions::default());
+        prop_assert!(r.is_ok());
+        prop_assert!(p.broken.is_empty(), "{:?}", p.broken);
+    }
+
+    /// What the aging rule guarantees about the wait itself (no faults, patience aside): with
+    /// `T` the largest threshold the trace can reach (`max(age_s, age_per_backlog x` all its
+    /// robot-time over the robots)), a car waits at most `T + (q + 1) x cycle`, where `q` is
+    /// the number of older cars still waiting when it has waited `T` and a cycle is the longest
+    /// service plus a full recharge plus three drives across the lot.
+    #[test]
+    fn no_car_waits_past_the_aging_bound(
+        cars in small_trace(),
+        robots in 1usize..4,
+        age_s in 0.0..5400.0f64,
+        age_per_backlog in 0.0..3.0f64,
+    ) {
+        let cars: Vec<Car> = cars.into_iter().map(|c| Car { patience_s: None, ..c }).collect();
+        let lot = Lot::service_area(8);
+        let fleet = Fleet { robots, ..Fleet::default() };
+        let mut p = Chargeops { age_s, age_per_backlog, hold: true };
+        let r = simulate(&lot, &fleet, &cars, &mut p, &SimOptions::default());
+        let Ok(r) = r else { prop_assert!(false, "sim failed"); return Ok(()) };
+        let work: f64 = cars.iter().map(|c| fleet.robot_time_s(c.energy_kwh, c.max_power_kw)).sum();
+        let t_max = age_s.max(age_per_backlog * work / robots as f64);
+        let points: Vec<Point> = lot.bays.iter().copied().chain([lot.dock]).collect();
+        let across = points
+            .iter()
+            .flat_map(|a| points.iter().map(move |b| a.dist(*b)))
+            .fold(0.0, f64::max)
+            / fleet.speed_mps;
+        let service = cars
+            .iter()
+            .map(|c| fleet.service_s(c.energy_kwh, c.max_power_kw))
+            .fold(0.0, f64::max);
+        let cycle = service + fleet.robot_kwh / fleet.dock_kw * 3600.0 + 3.0 * across;
+        let reached: Vec<f64> = cars.iter().zip(&r.cars).map(|(c, res)| c.arrival_s + res.wait_s).collect();
+        for (i, c) in cars.iter().enumerate() {
+            let aged_at = c.arrival_s + t_max;
+            let q = (0..i).filter(|&k| reached[k] > aged_at).count();
+            let bound = t_max + (q as f64 + 1.0) * cycle + 1e-6;
+            prop_assert!(r.cars[i].wait_s <= bound, "car {i}: waited {} > bound {bound} (q {q})", r.cars[i].wait_s);
+        }
+    }
+
+    #[test]
+    fn the_clairvoyant_schedule_is_never_worse_than_its_start(
+        cars in small_trace(),
+        robots in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let lot = Lot::service_area(8);
+        let fleet = Fleet { robots, ..Fleet::default() };
+        let online = run(&lot, &fleet, &cars, &mut Chargeops::default(), &SimOptions::default());
+        let mut steps = 0;
+        let best = clairvoyant(&lot, &fleet, &cars, &mut Chargeops::default(), 25, seed, || steps += 1);
+        let Ok(best) = best else { prop_assert!(false, "search failed"); return Ok(()) };
+        prop_assert_eq!(steps, if cars.len() < 2 { 0 } else { 25 });
+        let (a, b) = (&online.metrics, &best.metrics);
+        prop_assert!(b.abandoned + b.unserved <= a.abandoned + a.unserved);
+        if b.abandoned + b.unserved == a.abandoned + a.unserved {
+            prop_assert!(b.mean_wait_s <= a.mean_wait_s + 1e-9, "{} > {}", b.mean_wait_s, a.mean_wait_s);
+        }
+        prop_assert!(best.min_battery_kwh >= -1e-9);
     }
 
     #[test]
