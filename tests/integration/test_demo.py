@@ -7,6 +7,7 @@ password) against its own platform; everything here is checked through the publi
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -47,7 +48,9 @@ def demo(tmp_path_factory):
         except requests.RequestException:
             return proc.poll() is not None and pytest.fail(open(data / "demo.log").read()[-3000:])
 
-    wait_until(up, timeout=60, what="demo platform up")
+    # Eight weeks of history (1.5 million sessions) are simulated and imported first: most of a
+    # minute on two busy cores.
+    wait_until(up, timeout=150, what="demo platform up")
     yield proc, api, data / "demo.log"
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -147,6 +150,35 @@ def test_holiday_queues_show_on_the_main_corridor(demo):
     waiting = wait_until(queues, timeout=120, interval=1, what="cars queueing during the rush")
     g4 = sum(n for sid, n in waiting.items() if sid.startswith("g4-"))
     assert g4 > 0, waiting
+
+
+def test_robots_serve_cars_in_the_demo_lots(demo):
+    """Three service areas have a robot lot whose robots (OCPP charge points that report to the
+    robot interface) serve the cars that come: served cars got their energy over real
+    transactions on the robots' chargers."""
+    _, api, log = demo
+    lots = re.findall(r"Robot lot:\s+http://\S+/lot\?station=([\w-]+)#token=\S+", open(log).read())
+    assert len(lots) == 3, lots
+
+    def served():
+        views = [api(f"/api/v1/stations/{s}/lot") for s in lots]
+        return all(v["stats"]["served"] >= 2 for v in views) and views
+
+    views = wait_until(served, timeout=150, interval=2, what="robots serving cars in every demo lot")
+    for v in views:
+        assert v["station_id"].startswith("g4-"), v["station_id"]
+        assert len(v["bays"]) == 40 and len(v["robots"]) == 6
+        done = [c for c in v["cars"] if c["state"] == "served"]
+        assert done, v["stats"]
+        for c in done:
+            assert c["remaining_kwh"] <= 0.5 and 1 <= c["energy_kwh"] <= 200, c
+            assert c["robot"] in {r["id"] for r in v["robots"]}, c
+        assert all(0 <= r["battery_pct"] <= 105 for r in v["robots"]), v["robots"]
+    robots = {r["id"] for v in views for r in v["robots"]}
+    sessions = [s for rid in sorted(robots)
+                for s in api("/api/v1/sessions", charger=rid, open="false", limit=50)]
+    given = [s for s in sessions if s["stopped_at"] and (s["energy_wh"] or 0) >= 1000]
+    assert len(given) >= 6, f"{len(given)} robot sessions with energy"
 
 
 def test_demo_stops_cleanly_on_ctrl_c(demo):

@@ -5,6 +5,7 @@ import { Network } from './stations.js';
 import { MapView } from './map.js';
 import { StationPanel } from './panel.js';
 import { ForecastLayer } from './forecast.js';
+import { UnitsLayer } from './units.js';
 import { el, nameLines, directionLabel, STATES, total, formatEnergy, fmtInt } from './names.js';
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +14,7 @@ const net = new Network();
 let map;
 let panel;
 let forecast;
+let units;
 let events = null;
 let summary = null;
 let started = false;
@@ -282,7 +284,8 @@ function connectEvents() {
       if (panel.openId === ev.station_id) panel.sessionChanged();
       summarySoon();
     },
-    lagged: () => reloadSoon(0),
+    units_planned: () => units.reloadSoon(),
+    lagged: () => { reloadSoon(0); units.reloadSoon(); },
   }, async (state) => {
     if (state === 'open') {
       setLive('ok', 'live');
@@ -316,6 +319,7 @@ async function start() {
     renderAttention();
     connectEvents();
     forecast.load();
+    units.load();
     const m = location.hash.match(/station=([^&]+)/);
     if (m) select(decodeURIComponent(m[1]), { center: true });
     // A slow safety net: re-read everything now and then in case an event was lost.
@@ -347,6 +351,7 @@ function init() {
     root: $('forecast'), map, stations: net.stations, onError: failed,
     onSelect: (id) => select(id, { center: true }),
   });
+  units = new UnitsLayer({ map, onSelect: (id) => select(id, { center: true }), onError: failed });
   buildLegend();
   bindSearch();
   $('zoom-in').addEventListener('click', () => map.zoomBy(1.5));

@@ -69,6 +69,7 @@ export class StationPanel {
     this.loadChargers();
     this.loadSessions();
     this.loadHistory();
+    this.loadLotLink();
     this.q('#panel-title').focus({ preventScroll: true });
   }
 
@@ -190,6 +191,21 @@ export class StationPanel {
             ? el('td', { class: 'muted reason', title: s.stop_reason || '', text: s.stop_reason ? humanReason(s.stop_reason) : 'done' })
             : el('td', { class: 'running', text: 'charging' }));
       }));
+    } catch (e) { this.onError(e); }
+  }
+
+  /** A "Robot lot" link beside the station's chips when it has a robot lot (the list of lots is
+   *  read at most every 30 s). */
+  async loadLotLink() {
+    const id = this.station?.id;
+    if (!id) return;
+    try {
+      if (!this.lots || Date.now() - this.lots.at > 30_000) {
+        this.lots = { at: Date.now(), ids: new Set((await api('/lots')).stations) };
+      }
+      const meta = this.q('.meta');
+      if (this.station?.id !== id || !this.lots.ids.has(id) || meta.querySelector('.lot-link')) return;
+      meta.append(el('a', { class: 'chip lot-link', href: `/lot?station=${encodeURIComponent(id)}`, text: 'Robot lot' }));
     } catch (e) { this.onError(e); }
   }
 

@@ -9,7 +9,9 @@ mod error;
 pub mod forecast;
 pub mod ops;
 pub mod queue;
+pub mod robots;
 mod routes;
+pub mod units;
 mod web;
 
 use std::sync::Arc;
@@ -41,6 +43,10 @@ pub struct AppState {
     pub ops: ops::OpsState,
     /// Queue numbers: active tickets, notifiers, diversion counters.
     pub queue: queue::QueueState,
+    /// Live robot lots: layouts, robots, cars.
+    pub robots: robots::RobotsState,
+    /// Mobile units across the province and their relocation plan.
+    pub units: units::UnitsState,
 }
 
 impl AppState {
@@ -54,6 +60,8 @@ impl AppState {
             forecasts: forecast::Forecasts::default(),
             ops: ops::OpsState::default(),
             queue: queue::QueueState::default(),
+            robots: robots::RobotsState::default(),
+            units: units::UnitsState::default(),
         })
     }
 }
@@ -100,6 +108,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tokens", post(ops::create_token))
         .route("/me", get(ops::me))
         .route("/audit", get(ops::list_audit))
+        .route(
+            "/stations/{id}/lot",
+            get(robots::get_lot)
+                .put(robots::put_lot)
+                .delete(robots::delete_lot),
+        )
+        .route("/stations/{id}/lot/assign", post(robots::assign))
+        .route("/stations/{id}/lot/release", post(robots::release))
+        .route(
+            "/mobile-units",
+            get(units::list_units).post(units::create_unit),
+        )
+        .route(
+            "/mobile-units/plan",
+            get(units::get_plan).post(units::post_plan),
+        )
+        .route("/mobile-units/{id}", delete(units::delete_unit))
+        .route("/mobile-units/{id}/report", post(units::report_unit))
         // Inside the token check, so every change is audited with who asked for it.
         .route_layer(middleware::from_fn_with_state(state.clone(), ops::audit))
         .route_layer(middleware::from_fn_with_state(
@@ -114,6 +140,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::metrics))
         .merge(web::router(state.clone()))
         .merge(queue::router())
+        .merge(robots::router())
         .fallback(routes::not_found)
         .with_state(state)
 }
@@ -152,10 +179,15 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/tokens",
     "/api/v1/me",
     "/api/v1/audit",
+    "/api/v1/mobile-units",
+    "/api/v1/mobile-units/plan",
+    "/api/v1/mobile-units/{id}",
+    "/api/v1/mobile-units/{id}/report",
     // Served by `web`: what the operations map and the driver page need.
     "/api/v1/map/config",
     "/api/v1/network/summary",
     "/api/v1/stations/{id}/history",
+    "/api/v1/lots",
     "/api/v1/public/stations",
     // Served by `queue`: numbers, waits, diversion, the station card.
     "/api/v1/stations/{id}/queue",
@@ -167,6 +199,13 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/diversion",
     "/api/v1/diversion/stats",
     "/api/v1/public/stations/{id}/card",
+    // Served by `robots`: live robot lots (staff), cars (public), the robot interface.
+    "/api/v1/stations/{id}/lot",
+    "/api/v1/stations/{id}/lot/assign",
+    "/api/v1/stations/{id}/lot/release",
+    "/api/v1/stations/{id}/lot/cars",
+    "/api/v1/lot-cars/{car}",
+    "/api/v1/robots/{id}/report",
     "/healthz",
     "/metrics",
 ];

@@ -1,6 +1,7 @@
 //! The operator and driver pages, shipped inside the binary, and the few endpoints only they
 //! need: the map's tile configuration, a station's busy-connector history, the network totals,
-//! and the public (no token) station availability the driver page reads.
+//! the stations with a robot lot, and the public (no token) station availability the driver
+//! page reads.
 //!
 //! The pages are plain HTML, CSS and JavaScript modules from `web/`, embedded with
 //! `include_bytes!` so that `cargo run` alone serves them: no front-end build step, nothing
@@ -88,6 +89,11 @@ static ASSETS: &[Asset] = &[
     asset!("js/card.js", JS),
     asset!("js/diversion.js", JS),
     asset!("css/diversion.css", CSS),
+    asset!("js/units.js", JS),
+    asset!("css/units.css", CSS),
+    asset!("lot.html", HTML),
+    asset!("css/lot.css", CSS),
+    asset!("js/lot.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("geo/hunan.geojson", GEOJSON),
     asset!("geo/hunan-prefectures.geojson", GEOJSON),
@@ -231,6 +237,11 @@ async fn card_page(headers: HeaderMap) -> Response {
     serve("card.html", &headers)
 }
 
+// A service area's robot lot, live.
+async fn lot_page(headers: HeaderMap) -> Response {
+    serve("lot.html", &headers)
+}
+
 async fn favicon(headers: HeaderMap) -> Response {
     serve("favicon.svg", &headers)
 }
@@ -247,6 +258,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/v1/map/config", get(map_config))
         .route("/api/v1/network/summary", get(network_summary))
         .route("/api/v1/stations/{id}/history", get(station_history))
+        .route("/api/v1/lots", get(list_lots))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token));
     Router::new()
         .route("/", get(index))
@@ -258,6 +270,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/queue", get(queue_page))
         .route("/staff", get(staff_page))
         .route("/card", get(card_page))
+        .route("/lot", get(lot_page))
         .route("/favicon.ico", get(favicon))
         .route("/assets/{*path}", get(assets))
         .route("/api/v1/public/stations", get(public_stations))
@@ -266,6 +279,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 async fn map_config() -> Json<serde_json::Value> {
     Json(json!({ "tile_url": tile_url() }))
+}
+
+/// The stations that have a robot lot, from the store's `lot` documents (one a lot, written
+/// when it is set up, removed with it), so the station panel can link a lot page without
+/// asking every station it opens for a lot it most likely does not have.
+async fn list_lots(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_json::Value>> {
+    let stations: Vec<String> = state
+        .store
+        .list_documents("lot")
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    Ok(Json(json!({ "stations": stations })))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -392,6 +392,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     }
     let start = args.traffic.scenario.start(Utc::now());
     let network = load_network(args.traffic.network.as_ref())?;
+    let robot_lots = crate::demo_robots::lots(&network, args.traffic.scenario, start);
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("chargeops-demo-{}", random_hex(4))),
@@ -432,6 +433,12 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
                 .await
                 .context("failed to write the simulated history")?;
         }
+        crate::demo_units::seed(&store, &network, start)
+            .await
+            .context("failed to write the mobile units")?;
+        crate::demo_robots::seed(&store, &robot_lots, &secret)
+            .await
+            .context("failed to write the robot chargers")?;
     }
 
     let token = std::env::var("CHARGEOPS_ADMIN_TOKEN")
@@ -449,6 +456,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         registration: RegistrationPolicy::Closed,
         admin_token: Some(token.clone()),
         log: std::env::var("CHARGEOPS_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        robot_timeout_secs: crate::demo_robots::robot_timeout_secs(args.traffic.speed),
         // The demo's dispatcher confirms every proposal and its crews drive and repair.
         ops: chargeops_ops::OpsConfig {
             auto_assign: true,
@@ -469,6 +477,11 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         open_browser(&url);
     }
 
+    crate::demo_units::spawn(platform.state.clone());
+    // Runs until this sender is dropped at the end of the demo.
+    let _robots =
+        crate::demo_robots::spawn(addr, clock, &secret, &token, robot_lots, args.traffic.seed)
+            .await?;
     let live = platform.live.clone();
     let repairs = crew_repairs(&platform.live);
     let fleet_config = FleetConfig {

@@ -2,6 +2,8 @@
 
 mod config;
 mod demo;
+mod demo_robots;
+mod demo_units;
 mod plan;
 mod serve;
 

@@ -47,6 +47,8 @@ async fn load_network(store: &dyn Store, live: &Live) -> Result<(usize, usize)> 
 pub struct Platform {
     pub addr: SocketAddr,
     pub live: Arc<Live>,
+    /// The API's state, for in-process simulators (the demo's mobile units report through it).
+    pub state: Arc<chargeops_api::AppState>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -106,7 +108,9 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     let state = chargeops_api::AppState::new(store, live.clone(), gateway.clone());
     chargeops_api::ops::start(&state, config.ops.clone());
     chargeops_api::queue::start(&state, config.queue.clone());
-    let app = gateway.router().merge(chargeops_api::router(state));
+    chargeops_api::robots::start(&state, config.robots());
+    chargeops_api::units::start(&state);
+    let app = gateway.router().merge(chargeops_api::router(state.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -127,6 +131,7 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     Ok(Platform {
         addr,
         live,
+        state,
         stop,
         server,
     })

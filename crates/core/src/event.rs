@@ -106,7 +106,8 @@ pub enum Event {
     /// The mobile units' relocation plan was made again (`version` counts plans since start).
     UnitsPlanned {
         version: u64,
-        /// Why it was re-planned: `forecast`, `unit_report`, `unit_added`, `request`, `start`.
+        /// Why it was re-planned: `start`, `forecast`, `capacity`, `hourly`, `unit_report`,
+        /// `unit_added`, `unit_removed` or `request`.
         reason: String,
         at: DateTime<Utc>,
     },

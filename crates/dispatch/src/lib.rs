@@ -14,6 +14,7 @@
 pub mod bounds;
 pub mod cli;
 mod error;
+pub mod live;
 pub mod lot;
 pub mod policy;
 pub mod province;

@@ -9,7 +9,9 @@
 //!
 //! [`plan_relocation`] plans one unit at a time against the others' plans (coordinate descent):
 //! for one unit the best sequence of stays is an exact dynamic programme over (site, hour),
-//! because stays at different sites do not interact. Travel takes whole hours (rounded up):
+//! because stays at different sites do not interact. The descent starts from every unit staying
+//! put and, when the static placement is better than where that settles, from the static
+//! placement too: a plan is never worse than [`static_placement`]. Travel takes whole hours (rounded up):
 //! a unit serves from the first full hour after it arrives. Re-planning is calling it again with
 //! the units where they are now and the new forecasts; a broken unit is left out.
 
@@ -310,7 +312,22 @@ fn best_for_unit(
             expected_cars: 0.0,
         });
     }
-    stays
+    merge_returns(stays)
+}
+
+/// Joins consecutive stays at the same site. The DP values each stay against the other units
+/// only, so a round trip away and back (through a stay too short to keep) can look better than
+/// staying, counting the same backlog twice; staying through the gap serves at least as many
+/// cars and drives no kilometre.
+fn merge_returns(stays: Vec<Stay>) -> Vec<Stay> {
+    let mut out: Vec<Stay> = Vec::with_capacity(stays.len());
+    for s in stays {
+        match out.last_mut() {
+            Some(last) if last.site == s.site => last.to_h = last.to_h.max(s.to_h),
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 fn moves_of(unit: &Unit, stays: &[Stay], travel: &Travel) -> Vec<Move> {
@@ -348,11 +365,7 @@ pub fn plan_relocation(
     let candidates: Vec<usize> = (0..sites.len())
         .filter(|&j| sites[j].queue > 0.0 || sites[j].shortfall.iter().take(hzn).any(|&v| v > 0.0))
         .collect();
-    let km_cost = 1e-3;
-    let ready: Vec<usize> = (0..units.len())
-        .filter(|&u| units[u].status == UnitStatus::Ready)
-        .collect();
-    let mut plans: Vec<Vec<Stay>> = units
+    let stay_put: Vec<Vec<Stay>> = units
         .iter()
         .map(|u| {
             vec![Stay {
@@ -367,15 +380,45 @@ pub fn plan_relocation(
             }]
         })
         .collect();
-    let total = |plans: &[Vec<Stay>]| {
-        let stays: Vec<(f64, &Stay)> = plans
-            .iter()
-            .enumerate()
-            .flat_map(|(u, p)| p.iter().map(move |s| (units[u].cars_per_hour, s)))
-            .collect();
-        evaluate(sites, &capacity(sites.len(), hzn, &stays), hzn).0
-    };
-    let mut best = total(&plans);
+    let (mut plans, best) = descend(units, sites, travel, hzn, &candidates, stay_put);
+    // Coordinate descent from "everyone stays" can settle where the static placement is better
+    // (each unit's best move alone is small, all moving together is not): then descend from
+    // the static placement too, so a plan is never worse than the simple rule.
+    let fixed = static_stays(units, sites, travel, hzn);
+    if total_queue(units, sites, hzn, &fixed) < best - 1e-6 {
+        let (p, q) = descend(units, sites, travel, hzn, &candidates, fixed);
+        if q < best {
+            plans = p;
+        }
+    }
+    finish(units, sites, travel, hzn, plans)
+}
+
+/// Queue car-hours of a set of unit plans.
+fn total_queue(units: &[Unit], sites: &[Site], hzn: usize, plans: &[Vec<Stay>]) -> f64 {
+    let stays: Vec<(f64, &Stay)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(u, p)| p.iter().map(move |s| (units[u].cars_per_hour, s)))
+        .collect();
+    evaluate(sites, &capacity(sites.len(), hzn, &stays), hzn).0
+}
+
+/// Coordinate descent from `plans`: each ready unit in turn takes its best stays against the
+/// others', kept only when the total queue improves; at most four passes.
+fn descend(
+    units: &[Unit],
+    sites: &[Site],
+    travel: &Travel,
+    hzn: usize,
+    candidates: &[usize],
+    mut plans: Vec<Vec<Stay>>,
+) -> (Vec<Vec<Stay>>, f64) {
+    let km_cost = 1e-3;
+    let ready: Vec<usize> = (0..units.len())
+        .filter(|&u| units[u].status == UnitStatus::Ready)
+        .collect();
+    let mut best = total_queue(units, sites, hzn, &plans);
     for _pass in 0..4 {
         let mut improved = false;
         for &u in &ready {
@@ -386,9 +429,9 @@ pub fn plan_relocation(
                 .flat_map(|(v, p)| p.iter().map(move |s| (units[v].cars_per_hour, s)))
                 .collect();
             let cap = capacity(sites.len(), hzn, &others);
-            let stays = best_for_unit(&units[u], sites, travel, hzn, &cap, &candidates, km_cost);
+            let stays = best_for_unit(&units[u], sites, travel, hzn, &cap, candidates, km_cost);
             let old = std::mem::replace(&mut plans[u], stays);
-            let q = total(&plans);
+            let q = total_queue(units, sites, hzn, &plans);
             if q < best - 1e-6 {
                 best = q;
                 improved = true;
@@ -400,7 +443,7 @@ pub fn plan_relocation(
             break;
         }
     }
-    finish(units, sites, travel, hzn, plans)
+    (plans, best)
 }
 
 /// Fills in expected cars, moves and totals.
@@ -473,6 +516,17 @@ pub fn static_placement(
     horizon_h: usize,
 ) -> Result<Plan, DispatchError> {
     check(units, sites, travel, horizon_h)?;
+    let plans = static_stays(units, sites, travel, horizon_h);
+    finish(units, sites, travel, horizon_h, plans)
+}
+
+/// The stays of [`static_placement`], on checked input.
+fn static_stays(
+    units: &[Unit],
+    sites: &[Site],
+    travel: &Travel,
+    horizon_h: usize,
+) -> Vec<Vec<Stay>> {
     let peaks: Vec<f64> = sites
         .iter()
         .map(|s| {
@@ -535,7 +589,7 @@ pub fn static_placement(
             expected_cars: 0.0,
         }];
     }
-    finish(units, sites, travel, horizon_h, plans)
+    plans
 }
 
 /// The reference with instant moves: every hour each unit is put, with no travel, where it
@@ -577,8 +631,49 @@ pub fn road_km(
     if a.id == b.id {
         return 0.0;
     }
-    if let (Some(ha), Some(hb), Some(ka), Some(kb)) = (&a.highway, &b.highway, a.km, b.km)
-        && ha == hb
+    place_km(&Place::of_spec(a), &Place::of_spec(b))
+}
+
+/// Where a site is, for distances and routes: its position and, for a highway service area, the
+/// highway, the side (direction of travel) and the kilometre post. Stations the network file
+/// does not know have no kilometre post, so their distances and routes are straight lines.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Place {
+    pub lat: f64,
+    pub lon: f64,
+    pub highway: Option<String>,
+    pub direction: Option<String>,
+    pub km: Option<f64>,
+}
+
+impl Place {
+    pub fn of_spec(s: &chargeops_core::network_file::StationSpec) -> Place {
+        Place {
+            lat: s.lat,
+            lon: s.lon,
+            highway: s.highway.clone(),
+            direction: s.direction.map(|d| d.as_str().to_owned()),
+            km: s.km,
+        }
+    }
+
+    fn point(&self) -> (f64, f64) {
+        (self.lat, self.lon)
+    }
+
+    /// The kilometre post on `highway`, when this place is on it.
+    fn km_on(&self, highway: &str) -> Option<f64> {
+        (self.highway.as_deref() == Some(highway))
+            .then_some(self.km)
+            .flatten()
+    }
+}
+
+/// [`road_km`] between two places: along the highway (plus 10 km to change sides) when both are
+/// on the same one with kilometre posts, else the great-circle distance times 1.3 (roads wind).
+pub fn place_km(a: &Place, b: &Place) -> f64 {
+    if let (Some(h), Some(ka)) = (&a.highway, a.km)
+        && let Some(kb) = b.km_on(h)
     {
         let turn = if a.direction == b.direction {
             0.0
@@ -587,12 +682,140 @@ pub fn road_km(
         };
         return (ka - kb).abs() + turn;
     }
-    let r = 6371.0;
-    let (la, lb) = (a.lat.to_radians(), b.lat.to_radians());
+    great_circle_km(a.point(), b.point()) * 1.3
+}
+
+/// Great-circle distance between two (lat, lon) points, km.
+pub fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la, lb) = (a.0.to_radians(), b.0.to_radians());
     let dlat = lb - la;
-    let dlon = (b.lon - a.lon).to_radians();
+    let dlon = (b.1 - a.1).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + la.cos() * lb.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * r * h.sqrt().asin() * 1.3
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+/// The route from `places[a]` to `places[b]` as (lat, lon) points, for drawing and for a unit
+/// driving it. When both are on the same highway it passes every place on that highway between
+/// the two kilometre posts, in order (the highway lines on the map are drawn through the same
+/// service areas, so the route follows the road as the map shows it); otherwise it is straight.
+/// Places at the same position (the two sides of one service area) give one point.
+pub fn route(places: &[Place], a: usize, b: usize) -> Vec<(f64, f64)> {
+    let (Some(pa), Some(pb)) = (places.get(a), places.get(b)) else {
+        return Vec::new();
+    };
+    let mut points = vec![pa.point()];
+    if let (Some(h), Some(ka)) = (&pa.highway, pa.km)
+        && let Some(kb) = pb.km_on(h)
+    {
+        let (lo, hi) = (ka.min(kb), ka.max(kb));
+        let mut between: Vec<(f64, (f64, f64))> = places
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != a && *j != b)
+            .filter_map(|(_, p)| p.km_on(h).map(|k| (k, p.point())))
+            .filter(|(k, _)| *k > lo && *k < hi)
+            .collect();
+        between.sort_by(|x, y| {
+            if ka <= kb {
+                x.0.total_cmp(&y.0)
+            } else {
+                y.0.total_cmp(&x.0)
+            }
+        });
+        points.extend(between.into_iter().map(|(_, p)| p));
+    }
+    points.push(pb.point());
+    // The two sides of a service area share a position: one point for both.
+    points.dedup_by(|x, y| great_circle_km(*x, *y) < 0.05);
+    if points.len() == 1 {
+        points.push(pb.point());
+    }
+    points
+}
+
+/// Length of a polyline of (lat, lon) points, km.
+pub fn polyline_km(points: &[(f64, f64)]) -> f64 {
+    points.windows(2).map(|w| great_circle_km(w[0], w[1])).sum()
+}
+
+/// The point `fraction` (clamped to 0..=1) of the way along a polyline, by length.
+pub fn along(points: &[(f64, f64)], fraction: f64) -> Option<(f64, f64)> {
+    let first = *points.first()?;
+    let total = polyline_km(points);
+    let f = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    if total <= 0.0 {
+        return Some(first);
+    }
+    let mut left = total * f;
+    for w in points.windows(2) {
+        let d = great_circle_km(w[0], w[1]);
+        if left <= d && d > 0.0 {
+            let t = left / d;
+            return Some((
+                w[0].0 + (w[1].0 - w[0].0) * t,
+                w[0].1 + (w[1].1 - w[0].1) * t,
+            ));
+        }
+        left -= d;
+    }
+    points.last().copied()
+}
+
+/// What is left of a route for a unit at `at` on (or near) it: `at`, then every point after the
+/// segment nearest to it. Near enough for a unit's reported position, which is never exactly
+/// on the drawn line.
+pub fn rest_of_route(points: &[(f64, f64)], at: (f64, f64)) -> Vec<(f64, f64)> {
+    if points.len() < 2 {
+        let mut v = vec![at];
+        v.extend(points.last().copied());
+        return v;
+    }
+    // Distances on a local plane: the segments are tens of km, where that is accurate enough.
+    let k = at.0.to_radians().cos();
+    let xy = |p: (f64, f64)| (p.1 * k, p.0);
+    let (px, py) = xy(at);
+    let nearest = points
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let ((ax, ay), (bx, by)) = (xy(w[0]), xy(w[1]));
+            let (dx, dy) = (bx - ax, by - ay);
+            let len2 = dx * dx + dy * dy;
+            let t = if len2 > 0.0 {
+                (((px - ax) * dx + (py - ay) * dy) / len2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let (cx, cy) = (ax + t * dx, ay + t * dy);
+            (i, (px - cx).powi(2) + (py - cy).powi(2))
+        })
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map_or(0, |(i, _)| i);
+    let mut v = vec![at];
+    v.extend_from_slice(&points[nearest + 1..]);
+    v
+}
+
+/// Queue car-hours at each site under a plan made for `units` (the plan's unit plans are in the
+/// same order), for telling which sites the plan helps.
+pub fn site_queues(units: &[Unit], sites: &[Site], plan: &Plan, horizon_h: usize) -> Vec<f64> {
+    let stays: Vec<(f64, &Stay)> = plan
+        .units
+        .iter()
+        .zip(units)
+        .flat_map(|(p, u)| p.stays.iter().map(move |s| (u.cars_per_hour, s)))
+        .filter(|(_, s)| s.site < sites.len())
+        .collect();
+    let cap = capacity(sites.len(), horizon_h, &stays);
+    sites
+        .iter()
+        .zip(&cap)
+        .map(|(site, c)| site_queue(site, c, horizon_h).0)
+        .collect()
 }
 
 /// A relocation scenario: sites, units, travel and the sites' names.
@@ -812,4 +1035,104 @@ pub fn hunan_holiday_report(seed: u64, json: bool) -> Result<String, DispatchErr
         }
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(highway: &str, dir: &str, km: f64, lat: f64, lon: f64) -> Place {
+        Place {
+            lat,
+            lon,
+            highway: Some(highway.into()),
+            direction: Some(dir.into()),
+            km: Some(km),
+        }
+    }
+
+    #[test]
+    fn routes_follow_the_highway_through_the_service_areas_between() {
+        // Three service areas on G4 (both sides share a position) and one off the highway.
+        let places = vec![
+            on("G4", "S", 100.0, 29.0, 113.0),
+            on("G4", "N", 100.0, 29.0, 113.0),
+            on("G4", "S", 150.0, 28.6, 113.1),
+            on("G4", "N", 200.0, 28.2, 113.0),
+            Place {
+                lat: 27.0,
+                lon: 111.0,
+                ..Place::default()
+            },
+        ];
+        let r = route(&places, 0, 3);
+        assert_eq!(r, vec![(29.0, 113.0), (28.6, 113.1), (28.2, 113.0)]);
+        // The other way round, in the other order.
+        let back = route(&places, 3, 1);
+        assert_eq!(back, vec![(28.2, 113.0), (28.6, 113.1), (29.0, 113.0)]);
+        assert_eq!(place_km(&places[0], &places[3]), 110.0, "100 km and a turn");
+        // Off the highway: straight, and 1.3 times the great circle.
+        assert_eq!(route(&places, 2, 4), vec![(28.6, 113.1), (27.0, 111.0)]);
+        let gc = great_circle_km((28.6, 113.1), (27.0, 111.0));
+        assert!((place_km(&places[2], &places[4]) - 1.3 * gc).abs() < 1e-9);
+        // The two sides of one service area: two points at the same place, 10 km apart by road.
+        assert_eq!(route(&places, 0, 1).len(), 2);
+        assert_eq!(place_km(&places[0], &places[1]), 10.0);
+        assert!(route(&places, 0, 9).is_empty());
+    }
+
+    #[test]
+    fn a_unit_moves_along_its_route_by_length() {
+        let r = vec![(28.0, 113.0), (28.0, 113.2), (28.4, 113.2)];
+        assert_eq!(along(&r, 0.0), Some((28.0, 113.0)));
+        assert_eq!(along(&r, 1.0), Some((28.4, 113.2)));
+        assert_eq!(along(&r, 7.0), Some((28.4, 113.2)), "clamped");
+        assert_eq!(along(&r, f64::NAN), Some((28.0, 113.0)));
+        let total = polyline_km(&r);
+        let first = great_circle_km(r[0], r[1]);
+        let mid = along(&r, first / total / 2.0).expect("a point");
+        assert!(
+            (mid.0 - 28.0).abs() < 1e-9 && (mid.1 - 113.1).abs() < 1e-3,
+            "{mid:?}"
+        );
+        assert_eq!(along(&[], 0.5), None);
+        // Half way along the second segment, what is left is the point and the end.
+        let at = (28.2, 113.2);
+        assert_eq!(rest_of_route(&r, at), vec![at, (28.4, 113.2)]);
+        // Near the first segment: the point, the corner and the end.
+        assert_eq!(rest_of_route(&r, (28.01, 113.1)).len(), 3);
+    }
+
+    #[test]
+    fn site_queues_add_up_to_the_plan() {
+        let sites = vec![
+            Site {
+                id: "a".into(),
+                shortfall: vec![3.0; 6],
+                queue: 2.0,
+            },
+            Site {
+                id: "b".into(),
+                shortfall: vec![-1.0; 6],
+                queue: 0.0,
+            },
+        ];
+        let travel = Travel {
+            km: vec![vec![0.0, 70.0], vec![70.0, 0.0]],
+            speed_kmh: 70.0,
+        };
+        let units = vec![Unit {
+            id: "u".into(),
+            cars_per_hour: 2.0,
+            site: 1,
+            available_h: 0.0,
+            status: UnitStatus::Ready,
+        }];
+        let plan = plan_relocation(&units, &sites, &travel, 6).expect("plan");
+        assert_eq!(plan.units[0].moves.len(), 1, "{plan:?}");
+        assert_eq!(plan.units[0].moves[0].to, 0);
+        let q = site_queues(&units, &sites, &plan, 6);
+        assert!((q.iter().sum::<f64>() - plan.unmet_car_h).abs() < 1e-9);
+        assert_eq!(q[1], 0.0);
+    }
 }

@@ -78,6 +78,20 @@ fn basic_password(headers: &HeaderMap, charger_id: &str) -> Result<Option<String
     Ok(Some(password.to_owned()))
 }
 
+/// The upgrade's credential check for a registered charger, for the other interfaces a
+/// charger's own device speaks (a charging robot's position reports): Basic credentials must be
+/// present, their user must be the charger id and, when the charger has a password, the password
+/// must match it. One check, so a robot is who it says on every channel alike.
+pub fn charger_credentials_ok(headers: &HeaderMap, charger: &Charger) -> bool {
+    match basic_password(headers, &charger.id) {
+        Ok(Some(password)) => charger
+            .password_hash
+            .as_ref()
+            .is_none_or(|hash| verify_secret(&password, hash)),
+        Ok(None) | Err(()) => false,
+    }
+}
+
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
     Path(charger_id): Path<String>,

@@ -1,0 +1,705 @@
+//! Live robot lots over HTTP: the staff API (layout, view, override, release), the public car
+//! routes (a driver takes a place in a bay, like taking a queue number) and the robot interface
+//! (a robot reports where it is and hears its task). The state machine lives in
+//! `chargeops_dispatch::live`; this module checks who may do what, stores lots, tells the event
+//! bus, and runs the task that feeds the lots the robots' charging sessions and the clock.
+//!
+//! Who may call what:
+//! - Any token reads a lot; `admin` and `operator` set it up, `admin` removes it; `admin`,
+//!   `operator` and `dispatcher` override and release.
+//! - Anyone adds a car (the answer's id is unguessable: knowing it is the capability to follow
+//!   and cancel that car).
+//! - A robot reports with HTTP Basic and its charger's OCPP credentials, checked by the gateway's
+//!   own check.
+//!
+//! Storage: one document a lot (kind `lot`, id the station), the whole [`LiveLot`]. A change to
+//! a car is stored before the answer leaves, so a crash loses no car a driver was told about; a
+//! report that only moves a robot is stored with the next tick (robots report again anyway).
+//! Every change is tried on a copy and swapped in only once stored: a refused request or a
+//! storage failure changes nothing.
+
+mod runner;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use chargeops_core::secret::random_hex;
+use chargeops_core::{Event, Role};
+use chargeops_dispatch::live::{
+    self, Change, LiveCar, LiveError, LiveLot, NewCar, Report, Reported, Robot, Task,
+};
+use chargeops_dispatch::{Fleet, Lot, Point};
+use chargeops_gateway::{charger_credentials_ok, valid_charger_id};
+
+use crate::error::{ApiResult, body};
+use crate::{ApiError, AppState, Caller};
+
+pub use runner::RobotsConfig;
+
+/// Store document kind of a lot.
+const KIND: &str = "lot";
+/// Roles that run a lot's robots by hand.
+const STAFF: &[Role] = &[Role::Admin, Role::Operator, Role::Dispatcher];
+
+/// The lots' shared state inside [`AppState`].
+pub struct RobotsState {
+    /// Serialises every change of every lot, between the API and the robots task.
+    lots: tokio::sync::Mutex<Lots>,
+    /// Seconds of platform time after which a silent robot is offline (f64 bits).
+    timeout_s: AtomicU64,
+}
+
+impl Default for RobotsState {
+    fn default() -> Self {
+        RobotsState {
+            lots: tokio::sync::Mutex::new(Lots::default()),
+            timeout_s: AtomicU64::new(live::DEFAULT_TIMEOUT_S.to_bits()),
+        }
+    }
+}
+
+impl RobotsState {
+    pub fn timeout_s(&self) -> f64 {
+        f64::from_bits(self.timeout_s.load(Ordering::Relaxed))
+    }
+
+    fn set_timeout_s(&self, secs: f64) {
+        self.timeout_s.store(secs.to_bits(), Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Lots {
+    loaded: bool,
+    by_station: HashMap<String, LiveLot>,
+    /// Lots with robot reports not stored yet.
+    dirty: HashSet<String>,
+}
+
+impl Lots {
+    fn lot(&self, station: &str) -> ApiResult<&LiveLot> {
+        self.by_station
+            .get(station)
+            .ok_or_else(|| ApiError::not_found(format!("station {station} has no robot lot")))
+    }
+
+    /// The lot holding car `id`.
+    fn station_of_car(&self, id: &str) -> Option<String> {
+        self.by_station
+            .iter()
+            .find(|(_, l)| l.car(id).is_some())
+            .map(|(s, _)| s.clone())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time, loading, storing.
+
+/// The platform clock in seconds, the unit of the lot state machine.
+fn now_s(state: &AppState) -> f64 {
+    state.live.now().timestamp_micros() as f64 / 1e6
+}
+
+fn rfc3339(secs: f64) -> Value {
+    DateTime::<Utc>::from_timestamp_micros((secs * 1e6).round() as i64).map_or(Value::Null, |t| {
+        json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    })
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+async fn ensure_loaded(state: &AppState, lots: &mut Lots) -> ApiResult<()> {
+    if lots.loaded {
+        return Ok(());
+    }
+    for (station, text) in state.store.list_documents(KIND).await? {
+        match serde_json::from_str::<LiveLot>(&text) {
+            Ok(l) => {
+                lots.by_station.insert(station, l);
+            }
+            // A lot that cannot be read is left in the store for an operator to look at; the
+            // rest of the platform runs.
+            Err(e) => {
+                tracing::error!(station = %station, error = %e, "stored robot lot is unreadable; skipped")
+            }
+        }
+    }
+    lots.loaded = true;
+    Ok(())
+}
+
+async fn store_lot(state: &AppState, station: &str, lot: &LiveLot) -> ApiResult<()> {
+    let text = serde_json::to_string(lot)
+        .map_err(|e| ApiError::internal(format!("failed to encode the lot: {e}")))?;
+    state.store.put_document(KIND, station, &text).await?;
+    Ok(())
+}
+
+/// Makes `next` the station's lot after a change: stored first when a car changed (else marked
+/// for the next tick), then swapped in, then told to the event bus.
+async fn commit(
+    state: &AppState,
+    lots: &mut Lots,
+    station: &str,
+    next: LiveLot,
+    change: Option<Change>,
+) -> ApiResult<()> {
+    let Some(change) = change else {
+        return Ok(());
+    };
+    if change.cars {
+        store_lot(state, station, &next).await?;
+        lots.dirty.remove(station);
+    } else {
+        lots.dirty.insert(station.to_owned());
+    }
+    lots.by_station.insert(station.to_owned(), next);
+    if change.cars {
+        tracing::info!(station, reason = change.reason, "robot lot changed");
+    }
+    state.live.publish(Event::LotChanged {
+        station_id: station.to_owned(),
+        reason: change.reason.to_owned(),
+        at: state.live.now(),
+    });
+    Ok(())
+}
+
+/// Stores the lots whose robot reports are only in memory.
+async fn flush(state: &AppState, lots: &mut Lots) {
+    let dirty: Vec<String> = lots.dirty.drain().collect();
+    for station in dirty {
+        let Some(l) = lots.by_station.get(&station) else {
+            continue;
+        };
+        if let Err(e) = store_lot(state, &station, l).await {
+            tracing::warn!(station = %station, error = %e.message, "robot lot not stored; retrying on the next tick");
+            lots.dirty.insert(station);
+        }
+    }
+}
+
+/// Runs the timeouts and the dispatcher on `lot` at `now`; what changed.
+fn settle(lot: &mut LiveLot, now: f64, timeout_s: f64) -> Option<Change> {
+    let t = lot.timeouts(now, timeout_s);
+    Change::merge(t, lot.dispatch(now))
+}
+
+fn live_error(e: LiveError) -> ApiError {
+    match e {
+        LiveError::Invalid(m) => ApiError::bad_request(m),
+        LiveError::NotFound(m) => ApiError::not_found(m),
+        LiveError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views.
+
+fn task_view(l: &LiveLot, task: &Task) -> Value {
+    match task {
+        Task::Stay => json!({ "kind": "stay" }),
+        Task::Dock => {
+            json!({ "kind": "dock", "x": round3(l.lot.dock.x), "y": round3(l.lot.dock.y) })
+        }
+        Task::Car { car } => match l.car(car) {
+            Some(c) => {
+                let p = l.lot.bay(c.bay).unwrap_or(l.lot.dock);
+                json!({
+                    "kind": "car",
+                    "car": c.id,
+                    "bay": c.bay,
+                    "x": round3(p.x),
+                    "y": round3(p.y),
+                    "energy_kwh": round3(c.remaining_kwh),
+                })
+            }
+            None => json!({ "kind": "stay" }),
+        },
+    }
+}
+
+fn robot_view(l: &LiveLot, r: &Robot, now: f64) -> Value {
+    let battery = l.battery_at(r, now);
+    json!({
+        "id": r.id,
+        "x": round3(r.pos.x),
+        "y": round3(r.pos.y),
+        "battery_kwh": round3(battery),
+        "battery_pct": round3(battery / l.fleet.robot_kwh * 100.0),
+        "state": l.robot_state(r).as_str(),
+        "reported_state": r.reported.as_str(),
+        "last_report_at": r.last_report_s.map_or(Value::Null, rfc3339),
+        "task": task_view(l, &r.task),
+        "override": r.pinned,
+        "online": r.online,
+        "fault": r.online && r.reported == Reported::Fault,
+    })
+}
+
+fn car_view(station: &str, l: &LiveLot, c: &LiveCar, now: f64) -> Value {
+    let p = l.lot.bay(c.bay);
+    json!({
+        "id": c.id,
+        "station_id": station,
+        "bay": c.bay,
+        "x": p.map(|p| round3(p.x)),
+        "y": p.map(|p| round3(p.y)),
+        "plate": c.plate,
+        "energy_kwh": round3(c.energy_kwh),
+        "remaining_kwh": round3(c.remaining_kwh),
+        "max_power_kw": round3(c.max_power_kw),
+        "patience_s": c.patience_s,
+        "arrived_at": rfc3339(c.arrival_s),
+        "state": c.state.as_str(),
+        "robot": c.robot,
+        "wait_s": round3(c.wait_s(now)),
+        "served_at": c.served_s.map_or(Value::Null, rfc3339),
+        "ended_at": c.ended_s.map_or(Value::Null, rfc3339),
+    })
+}
+
+fn lot_view(station: &str, l: &LiveLot, now: f64, timeout_s: f64) -> Value {
+    let mut cars: Vec<&LiveCar> = l.cars.iter().collect();
+    // Active cars in arrival order, then the ended ones, newest first.
+    cars.sort_by(|a, b| {
+        let (aa, ba) = (a.state.is_active(), b.state.is_active());
+        ba.cmp(&aa).then_with(|| {
+            if aa {
+                a.arrival_s.total_cmp(&b.arrival_s)
+            } else {
+                b.ended_s
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.ended_s.unwrap_or(0.0))
+            }
+        })
+    });
+    let count = |s: live::CarState| l.cars.iter().filter(|c| c.state == s).count();
+    let waits: Vec<f64> = l
+        .cars
+        .iter()
+        .filter(|c| c.started_s.is_some())
+        .map(|c| c.wait_s(now))
+        .collect();
+    let mean_wait = if waits.is_empty() {
+        0.0
+    } else {
+        waits.iter().sum::<f64>() / waits.len() as f64
+    };
+    let point = |p: &Point| json!({ "x": round3(p.x), "y": round3(p.y) });
+    json!({
+        "station_id": station,
+        "now": rfc3339(now),
+        "bays": l.lot.bays.iter().map(point).collect::<Vec<_>>(),
+        "dock": point(&l.lot.dock),
+        "fleet": l.fleet,
+        "max_car_kwh": round3(l.max_car_kwh()),
+        "robot_timeout_s": timeout_s,
+        "robots": l.robots.iter().map(|r| robot_view(l, r, now)).collect::<Vec<_>>(),
+        "cars": cars.iter().map(|c| car_view(station, l, c, now)).collect::<Vec<_>>(),
+        "stats": {
+            "waiting": count(live::CarState::Waiting),
+            "assigned": count(live::CarState::Assigned),
+            "charging": count(live::CarState::Charging),
+            "served": l.served_total,
+            "mean_wait_s": round3(mean_wait),
+            "robots_online": l.robots.iter().filter(|r| r.online).count(),
+        },
+    })
+}
+
+fn view_of(state: &AppState, station: &str, l: &LiveLot, now: f64) -> Value {
+    lot_view(station, l, now, state.robots.timeout_s())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes: staff (nested under `/api/v1`, behind the token and audit layers).
+
+pub(crate) async fn get_lot(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let l = lots.lot(&id)?;
+    Ok(Json(view_of(&state, &id, l, now_s(&state))))
+}
+
+/// `bays` is a number (a typical service-area layout of that many bays) or a list of points.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Bays {
+    Count(usize),
+    Points(Vec<Point>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LotBody {
+    bays: Bays,
+    dock: Option<Point>,
+    #[serde(default)]
+    fleet: Fleet,
+    robots: Vec<String>,
+}
+
+pub(crate) async fn put_lot(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    caller.require_write()?;
+    let b: LotBody = body(&bytes)?;
+    let layout = match b.bays {
+        Bays::Count(n) if (1..=live::MAX_BAYS).contains(&n) => {
+            let mut l = Lot::service_area(n);
+            if let Some(d) = b.dock {
+                l.dock = d;
+            }
+            l
+        }
+        Bays::Count(n) => {
+            return Err(ApiError::bad_request(format!(
+                "bays must be 1-{} or a list of points, got {n}",
+                live::MAX_BAYS
+            )));
+        }
+        Bays::Points(points) => Lot {
+            bays: points,
+            dock: b
+                .dock
+                .ok_or_else(|| ApiError::bad_request("dock is required with a list of bays"))?,
+        },
+    };
+    live::check_layout(&layout, &b.fleet, &b.robots).map_err(live_error)?;
+    state
+        .store
+        .get_station(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("station {id} not found")))?;
+    for r in &b.robots {
+        let charger = if valid_charger_id(r) {
+            state.store.get_charger(r).await?
+        } else {
+            None
+        };
+        match charger {
+            Some(c) if c.station_id == id => {}
+            Some(c) => {
+                return Err(ApiError::bad_request(format!(
+                    "robot {r} is a charger of station {}, not {id}",
+                    c.station_id
+                )));
+            }
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "robot {} is not a registered charger",
+                    r.chars().take(48).collect::<String>()
+                )));
+            }
+        }
+    }
+    let now = now_s(&state);
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let (mut next, change) = match lots.by_station.get(&id) {
+        Some(old) => {
+            let mut next = old.clone();
+            let change = next
+                .relayout(layout, b.fleet, &b.robots, now)
+                .map_err(live_error)?;
+            (next, change)
+        }
+        None => {
+            let next = LiveLot::new(layout, b.fleet, &b.robots).map_err(live_error)?;
+            // A new lot is stored whatever happens next.
+            let change = Change {
+                reason: "layout",
+                cars: true,
+            };
+            (next, change)
+        }
+    };
+    let change = Change::merge(
+        Some(change),
+        settle(&mut next, now, state.robots.timeout_s()),
+    );
+    commit(&state, &mut lots, &id, next, change).await?;
+    tracing::info!(station = %id, robots = b.robots.len(), by = %caller.name, "robot lot set up");
+    let l = lots.lot(&id)?;
+    Ok(Json(view_of(&state, &id, l, now)))
+}
+
+pub(crate) async fn delete_lot(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_role(&[Role::Admin])?;
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    lots.lot(&id)?;
+    state.store.delete_document(KIND, &id).await?;
+    lots.by_station.remove(&id);
+    lots.dirty.remove(&id);
+    tracing::info!(station = %id, by = %caller.name, "robot lot removed");
+    state.live.publish(Event::LotChanged {
+        station_id: id,
+        reason: "removed".to_owned(),
+        at: state.live.now(),
+    });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    robot: String,
+    car: String,
+}
+
+pub(crate) async fn assign(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    caller.require_role(STAFF)?;
+    let b: AssignBody = body(&bytes)?;
+    let now = now_s(&state);
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let mut next = lots.lot(&id)?.clone();
+    let change = next.assign(&b.robot, &b.car, now).map_err(live_error)?;
+    let change = Change::merge(Some(change), next.dispatch(now));
+    commit(&state, &mut lots, &id, next, change).await?;
+    tracing::info!(station = %id, robot = %b.robot, car = %b.car, by = %caller.name, "robot sent to a car by hand");
+    Ok(Json(view_of(&state, &id, lots.lot(&id)?, now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    robot: String,
+}
+
+pub(crate) async fn release(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    caller.require_role(STAFF)?;
+    let b: ReleaseBody = body(&bytes)?;
+    let now = now_s(&state);
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let mut next = lots.lot(&id)?.clone();
+    let change = next.release(&b.robot).map_err(live_error)?;
+    let change = Change::merge(change, next.dispatch(now));
+    commit(&state, &mut lots, &id, next, change).await?;
+    tracing::info!(station = %id, robot = %b.robot, by = %caller.name, "robot released from its car");
+    Ok(Json(view_of(&state, &id, lots.lot(&id)?, now)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes: public (cars) and robots.
+
+/// Routes outside the bearer-token layer: cars and the robot interface.
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/stations/{id}/lot/cars", post(add_car))
+        .route("/api/v1/lot-cars/{car}", get(get_car).delete(cancel_car))
+        .route("/api/v1/robots/{id}/report", post(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CarBody {
+    bay: usize,
+    energy_kwh: f64,
+    /// The car's own charging limit; the robots' power when not given.
+    max_power_kw: Option<f64>,
+    plate: Option<String>,
+    patience_s: Option<f64>,
+}
+
+async fn add_car(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b: CarBody = body(&bytes)?;
+    let now = now_s(&state);
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let mut next = lots.lot(&id)?.clone();
+    let car_id = random_hex(12);
+    let new = NewCar {
+        id: car_id.clone(),
+        bay: b.bay,
+        energy_kwh: b.energy_kwh,
+        max_power_kw: b.max_power_kw.unwrap_or(next.fleet.robot_kw),
+        plate: b.plate,
+        patience_s: b.patience_s,
+    };
+    let change = next.add_car(new, now).map_err(live_error)?;
+    let change = Change::merge(Some(change), next.dispatch(now));
+    commit(&state, &mut lots, &id, next, change).await?;
+    let l = lots.lot(&id)?;
+    let c = l
+        .car(&car_id)
+        .ok_or_else(|| ApiError::internal("the car was not kept"))?;
+    tracing::info!(station = %id, car = %car_id, bay = c.bay, energy_kwh = c.energy_kwh, "car took a place in the robot lot");
+    Ok((StatusCode::CREATED, Json(car_view(&id, l, c, now))))
+}
+
+/// A car id as handed out: hex, so anything else is unknown without a lookup.
+fn valid_car_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn get_car(
+    State(state): State<Arc<AppState>>,
+    Path(car): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let now = now_s(&state);
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let station = valid_car_id(&car)
+        .then(|| lots.station_of_car(&car))
+        .flatten()
+        .ok_or_else(|| ApiError::not_found("car not found"))?;
+    let l = lots.lot(&station)?;
+    let c = l
+        .car(&car)
+        .ok_or_else(|| ApiError::not_found("car not found"))?;
+    Ok(Json(car_view(&station, l, c, now)))
+}
+
+async fn cancel_car(
+    State(state): State<Arc<AppState>>,
+    Path(car): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let now = now_s(&state);
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let station = valid_car_id(&car)
+        .then(|| lots.station_of_car(&car))
+        .flatten()
+        .ok_or_else(|| ApiError::not_found("car not found"))?;
+    let mut next = lots.lot(&station)?.clone();
+    let change = next.cancel_car(&car, now).map_err(live_error)?;
+    let change = Change::merge(change, next.dispatch(now));
+    commit(&state, &mut lots, &station, next, change).await?;
+    let l = lots.lot(&station)?;
+    let c = l
+        .car(&car)
+        .ok_or_else(|| ApiError::not_found("car not found"))?;
+    tracing::info!(station = %station, car = %car, "car left the robot lot");
+    Ok(Json(car_view(&station, l, c, now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    x: f64,
+    y: f64,
+    battery_kwh: f64,
+    state: String,
+    car: Option<String>,
+}
+
+/// 401 for a robot, asking for Basic credentials (the API's usual 401 asks for a bearer token).
+fn robot_unauthorized() -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong robot credentials: HTTP Basic with the robot's charger id and OCPP password",
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"chargeops\""),
+    );
+    resp
+}
+
+async fn report(
+    State(state): State<Arc<AppState>>,
+    Path(robot): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    if !valid_charger_id(&robot) {
+        return Ok(robot_unauthorized());
+    }
+    let Some(charger) = state.store.get_charger(&robot).await? else {
+        return Ok(robot_unauthorized());
+    };
+    if !charger_credentials_ok(&headers, &charger) {
+        tracing::warn!(robot = %robot, "robot report refused: wrong or missing credentials");
+        return Ok(robot_unauthorized());
+    }
+    let b: ReportBody = body(&bytes)?;
+    let r = Report {
+        x: b.x,
+        y: b.y,
+        battery_kwh: b.battery_kwh,
+        state: Reported::parse(&b.state).map_err(live_error)?,
+        car: b.car,
+    };
+    let now = now_s(&state);
+    let station = charger.station_id;
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(&state, &mut lots).await?;
+    let mut next = match lots.by_station.get(&station) {
+        Some(l) if l.robot(&robot).is_some() => l.clone(),
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "robot {robot} is in no robot lot"
+            )));
+        }
+    };
+    let change = next.apply_report(&robot, &r, now).map_err(live_error)?;
+    if change.reason == "battery_low" {
+        tracing::info!(station = %station, robot = %robot, battery_kwh = r.battery_kwh, "robot's battery no longer covers its car; sent to the dock");
+    }
+    let change = Change::merge(Some(change), next.dispatch(now));
+    commit(&state, &mut lots, &station, next, change).await?;
+    let l = lots.lot(&station)?;
+    let me = l
+        .robot(&robot)
+        .ok_or_else(|| ApiError::internal("the robot was not kept"))?;
+    Ok(Json(json!({
+        "task": task_view(l, &me.task),
+        "report_every_s": live::REPORT_EVERY_S.round() as u64,
+        "station_id": station,
+        "state": l.robot_state(me).as_str(),
+        "override": me.pinned,
+    }))
+    .into_response())
+}
+
+/// Starts the robots task with `config`: session events and the clock for every lot. The routes
+/// work without it, but robots then never time out and sessions do not reach the lots.
+pub fn start(state: &Arc<AppState>, config: RobotsConfig) -> tokio::task::JoinHandle<()> {
+    state
+        .robots
+        .set_timeout_s(config.timeout_secs.max(1) as f64);
+    runner::spawn(state.clone(), config)
+}
