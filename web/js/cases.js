@@ -85,7 +85,14 @@ export async function whoAmI(node) {
 
 export function showError(node, e) {
   node.className = 'msg error';
-  node.textContent = e instanceof AuthError ? 'Sign-in token missing or refused: open this page with #token=…' : (e.message || String(e));
+  if (e instanceof AuthError) {
+    // Back to this page after signing in.
+    const here = location.pathname + location.search;
+    const link = el('a', { href: `/login?next=${encodeURIComponent(here)}`, text: 'Sign in' });
+    node.replaceChildren('Not signed in, or the sign-in has ended. ', link, ' (or open this page with #token=…)');
+    return;
+  }
+  node.textContent = e.message || String(e);
 }
 
 export function showOk(node, text) {

@@ -1,4 +1,5 @@
-//! Bearer tokens: looked up by digest, cached in memory, with a role per token.
+//! Bearer tokens: API tokens looked up by digest and cached in memory, and the sign-in
+//! sessions of staff accounts; each stands for a name and a role.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -49,6 +50,8 @@ impl Caller {
 #[derive(Default)]
 pub(crate) struct TokenCache {
     by_digest: RwLock<HashMap<String, ApiToken>>,
+    /// Sign-in sessions of staff accounts (`accounts`).
+    pub(crate) sessions: crate::accounts::Sessions,
 }
 
 pub(crate) async fn require_token(
@@ -77,6 +80,10 @@ pub(crate) async fn require_token(
         .filter(|t| !t.is_empty())
         .ok_or_else(ApiError::unauthorized)?;
     let digest = token_digest(token);
+    if let Some(caller) = state.tokens.sessions.caller(&digest) {
+        req.extensions_mut().insert(caller);
+        return Ok(next.run(req).await);
+    }
     let cached = state
         .tokens
         .by_digest

@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate speaks HTTP and JSON only; it reaches chargers through
 //! `Gateway::command` with protocol-neutral commands and never sees an OCPP frame.
 
+mod accounts;
 mod auth;
 mod error;
 pub mod forecast;
@@ -126,6 +127,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/mobile-units/{id}", delete(units::delete_unit))
         .route("/mobile-units/{id}/report", post(units::report_unit))
+        .route("/accounts", get(accounts::list).post(accounts::create))
+        .route("/accounts/{login}", delete(accounts::delete))
+        .route("/accounts/{login}/password", post(accounts::set_password))
+        .route("/logout", post(accounts::logout))
         // Inside the token check, so every change is audited with who asked for it.
         .route_layer(middleware::from_fn_with_state(state.clone(), ops::audit))
         .route_layer(middleware::from_fn_with_state(
@@ -133,6 +138,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             auth::require_token,
         ))
         .route("/openapi.json", get(routes::openapi))
+        .route("/login", post(accounts::login))
         .route("/public/stations/{id}/best-time", get(forecast::best_time));
     Router::new()
         .nest("/api/v1", api)
@@ -183,6 +189,11 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/mobile-units/plan",
     "/api/v1/mobile-units/{id}",
     "/api/v1/mobile-units/{id}/report",
+    "/api/v1/accounts",
+    "/api/v1/accounts/{login}",
+    "/api/v1/accounts/{login}/password",
+    "/api/v1/login",
+    "/api/v1/logout",
     // Served by `web`: what the operations map and the driver page need.
     "/api/v1/map/config",
     "/api/v1/network/summary",

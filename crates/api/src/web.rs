@@ -94,6 +94,9 @@ static ASSETS: &[Asset] = &[
     asset!("lot.html", HTML),
     asset!("css/lot.css", CSS),
     asset!("js/lot.js", JS),
+    asset!("login.html", HTML),
+    asset!("css/login.css", CSS),
+    asset!("js/login.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("geo/hunan.geojson", GEOJSON),
     asset!("geo/hunan-prefectures.geojson", GEOJSON),
@@ -242,6 +245,10 @@ async fn lot_page(headers: HeaderMap) -> Response {
     serve("lot.html", &headers)
 }
 
+async fn login_page(headers: HeaderMap) -> Response {
+    serve("login.html", &headers)
+}
+
 async fn favicon(headers: HeaderMap) -> Response {
     serve("favicon.svg", &headers)
 }
@@ -271,6 +278,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/staff", get(staff_page))
         .route("/card", get(card_page))
         .route("/lot", get(lot_page))
+        .route("/login", get(login_page))
         .route("/favicon.ico", get(favicon))
         .route("/assets/{*path}", get(assets))
         .route("/api/v1/public/stations", get(public_stations))

@@ -50,6 +50,45 @@ pub fn verify_secret(secret: &str, stored: &str) -> bool {
     }
 }
 
+/// PBKDF2 rounds for new password hashes; the count is stored with each hash, so it can be
+/// raised without invalidating existing passwords.
+pub const PASSWORD_ROUNDS: u32 = 120_000;
+
+/// A person's password as `pbkdf2-sha256$ROUNDS$SALT$HASH` (hex), with a new random salt:
+/// deliberately slow, unlike [`hash_secret`], which guards long random machine credentials.
+pub fn hash_password(password: &str) -> String {
+    let salt = random_hex(16);
+    let out = pbkdf2_sha256(password, &salt, PASSWORD_ROUNDS);
+    format!("pbkdf2-sha256${PASSWORD_ROUNDS}${salt}${}", hex(&out))
+}
+
+/// Checks a password against a [`hash_password`] hash; anything malformed is a mismatch.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some("pbkdf2-sha256"), Some(rounds), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    match rounds.parse::<u32>() {
+        Ok(rounds) if (1..=10_000_000).contains(&rounds) => constant_time_eq(
+            hex(&pbkdf2_sha256(password, salt, rounds)).as_bytes(),
+            hash.as_bytes(),
+        ),
+        _ => false,
+    }
+}
+
+fn pbkdf2_sha256(password: &str, salt: &str, rounds: u32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt.as_bytes(), rounds, &mut out);
+    out
+}
+
 /// A password derived from a secret and a charger id: how the demo gives each of its
 /// thousands of simulated chargers its own credentials without a file of them.
 pub fn derive_password(secret: &str, charger_id: &str) -> String {
@@ -79,6 +118,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let h = hash_password("correct horse battery");
+        assert!(h.starts_with(&format!("pbkdf2-sha256${PASSWORD_ROUNDS}$")));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterx", &h));
+        assert_ne!(h, hash_password("correct horse battery"), "salted");
+        let extra = format!("{h}$extra");
+        for bad in ["", "pbkdf2-sha256$x$ab$cd", "md5$1$a$b", "pbkdf2-sha256$0$a$b", &extra] {
+            assert!(!verify_password("correct horse battery", bad), "{bad}");
+        }
+    }
 
     #[test]
     fn hash_then_verify() {
