@@ -178,6 +178,22 @@ async fn commit(
     Ok(())
 }
 
+/// Applies `change` to a copy of the station's lot, lets the dispatcher act on the result and
+/// commits both: the lot in memory is replaced only once what must be stored is stored, and a
+/// refused change leaves it as it was.
+async fn change_lot(
+    state: &AppState,
+    lots: &mut Lots,
+    station: &str,
+    now: f64,
+    change: impl FnOnce(&mut LiveLot) -> Result<Option<Change>, LiveError>,
+) -> ApiResult<()> {
+    let mut next = lots.lot(station)?.clone();
+    let changed = change(&mut next).map_err(live_error)?;
+    let changed = Change::merge(changed, next.dispatch(now));
+    commit(state, lots, station, next, changed).await
+}
+
 /// Stores the lots whose robot reports are only in memory.
 async fn flush(state: &AppState, lots: &mut Lots) {
     let dirty: Vec<String> = lots.dirty.drain().collect();
@@ -483,10 +499,10 @@ pub(crate) async fn assign(
     let now = now_s(&state);
     let mut lots = state.robots.lots.lock().await;
     ensure_loaded(&state, &mut lots).await?;
-    let mut next = lots.lot(&id)?.clone();
-    let change = next.assign(&b.robot, &b.car, now).map_err(live_error)?;
-    let change = Change::merge(Some(change), next.dispatch(now));
-    commit(&state, &mut lots, &id, next, change).await?;
+    change_lot(&state, &mut lots, &id, now, |l| {
+        l.assign(&b.robot, &b.car, now).map(Some)
+    })
+    .await?;
     tracing::info!(station = %id, robot = %b.robot, car = %b.car, by = %caller.name, "robot sent to a car by hand");
     Ok(Json(view_of(&state, &id, lots.lot(&id)?, now)))
 }
@@ -508,10 +524,7 @@ pub(crate) async fn release(
     let now = now_s(&state);
     let mut lots = state.robots.lots.lock().await;
     ensure_loaded(&state, &mut lots).await?;
-    let mut next = lots.lot(&id)?.clone();
-    let change = next.release(&b.robot).map_err(live_error)?;
-    let change = Change::merge(change, next.dispatch(now));
-    commit(&state, &mut lots, &id, next, change).await?;
+    change_lot(&state, &mut lots, &id, now, |l| l.release(&b.robot)).await?;
     tracing::info!(station = %id, robot = %b.robot, by = %caller.name, "robot released from its car");
     Ok(Json(view_of(&state, &id, lots.lot(&id)?, now)))
 }
@@ -547,19 +560,19 @@ async fn add_car(
     let now = now_s(&state);
     let mut lots = state.robots.lots.lock().await;
     ensure_loaded(&state, &mut lots).await?;
-    let mut next = lots.lot(&id)?.clone();
     let car_id = random_hex(12);
     let new = NewCar {
         id: car_id.clone(),
         bay: b.bay,
         energy_kwh: b.energy_kwh,
-        max_power_kw: b.max_power_kw.unwrap_or(next.fleet.robot_kw),
+        max_power_kw: b.max_power_kw.unwrap_or(lots.lot(&id)?.fleet.robot_kw),
         plate: b.plate,
         patience_s: b.patience_s,
     };
-    let change = next.add_car(new, now).map_err(live_error)?;
-    let change = Change::merge(Some(change), next.dispatch(now));
-    commit(&state, &mut lots, &id, next, change).await?;
+    change_lot(&state, &mut lots, &id, now, |l| {
+        l.add_car(new, now).map(Some)
+    })
+    .await?;
     let l = lots.lot(&id)?;
     let c = l
         .car(&car_id)
@@ -602,10 +615,10 @@ async fn cancel_car(
         .then(|| lots.station_of_car(&car))
         .flatten()
         .ok_or_else(|| ApiError::not_found("car not found"))?;
-    let mut next = lots.lot(&station)?.clone();
-    let change = next.cancel_car(&car, now).map_err(live_error)?;
-    let change = Change::merge(change, next.dispatch(now));
-    commit(&state, &mut lots, &station, next, change).await?;
+    change_lot(&state, &mut lots, &station, now, |l| {
+        l.cancel_car(&car, now)
+    })
+    .await?;
     let l = lots.lot(&station)?;
     let c = l
         .car(&car)
