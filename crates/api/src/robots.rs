@@ -58,6 +58,9 @@ pub struct RobotsState {
     lots: tokio::sync::Mutex<Lots>,
     /// Seconds of platform time after which a silent robot is offline (f64 bits).
     timeout_s: AtomicU64,
+    /// The charger ids of every lot's robots, once the lots are loaded: lets the robots task
+    /// pass over the sessions of the network's other chargers without taking the lock.
+    robot_ids: std::sync::RwLock<Option<HashSet<String>>>,
 }
 
 impl Default for RobotsState {
@@ -65,6 +68,7 @@ impl Default for RobotsState {
         RobotsState {
             lots: tokio::sync::Mutex::new(Lots::default()),
             timeout_s: AtomicU64::new(live::DEFAULT_TIMEOUT_S.to_bits()),
+            robot_ids: std::sync::RwLock::new(None),
         }
     }
 }
@@ -76,6 +80,25 @@ impl RobotsState {
 
     fn set_timeout_s(&self, secs: f64) {
         self.timeout_s.store(secs.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether `charger` may be a robot: `true` while the lots are not loaded yet.
+    fn may_be_robot(&self, charger: &str) -> bool {
+        self.robot_ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|ids| ids.contains(charger))
+    }
+
+    /// Re-reads the robot ids after the lots changed.
+    fn index(&self, lots: &Lots) {
+        let ids = lots
+            .by_station
+            .values()
+            .flat_map(|l| l.robots.iter().map(|r| r.id.clone()))
+            .collect();
+        *self.robot_ids.write().unwrap_or_else(|e| e.into_inner()) = Some(ids);
     }
 }
 
@@ -138,6 +161,7 @@ async fn ensure_loaded(state: &AppState, lots: &mut Lots) -> ApiResult<()> {
         }
     }
     lots.loaded = true;
+    state.robots.index(lots);
     Ok(())
 }
 
@@ -167,6 +191,7 @@ async fn commit(
         lots.dirty.insert(station.to_owned());
     }
     lots.by_station.insert(station.to_owned(), next);
+    state.robots.index(lots);
     if change.cars {
         tracing::info!(station, reason = change.reason, "robot lot changed");
     }
@@ -471,6 +496,7 @@ pub(crate) async fn delete_lot(
     lots.lot(&id)?;
     state.store.delete_document(KIND, &id).await?;
     lots.by_station.remove(&id);
+    state.robots.index(&lots);
     lots.dirty.remove(&id);
     tracing::info!(station = %id, by = %caller.name, "robot lot removed");
     state.live.publish(Event::LotChanged {

@@ -53,6 +53,9 @@ pub struct TrafficArgs {
     /// Connection drops per charger and simulated hour
     #[arg(long, default_value_t = 0.003)]
     pub disconnect_rate: f64,
+    /// Drivers facing a queue get the platform's diversion suggestion, and most take it
+    #[arg(long)]
+    pub divert: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -319,8 +322,12 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 fn progress_line(stats: &FleetStats, total: u64) -> String {
     let g = FleetStats::get;
+    let diverted = match g(&stats.diverted) {
+        0 => String::new(),
+        n => format!("  diverted {n}"),
+    };
     format!(
-        "{}  chargers {}/{}  charging {}  queued {}  sessions {}  energy {:.1} MWh  faults {}  reconnects {}",
+        "{}  chargers {}/{}  charging {}  queued {}{diverted}  sessions {}  energy {:.1} MWh  faults {}  reconnects {}",
         stats
             .sim_time()
             .with_timezone(&chargeops_sim::traffic::cst())
@@ -501,6 +508,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         fault_rate: args.traffic.fault_rate,
         disconnect_rate: args.traffic.disconnect_rate,
         repairs: Some(repairs),
+        divert: args.traffic.divert,
     };
     let stats = drive(fleet_config, &args.traffic, total).await?;
     summary(&stats);
@@ -578,6 +586,7 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         fault_rate: args.traffic.fault_rate,
         disconnect_rate: args.traffic.disconnect_rate,
         repairs: None,
+        divert: args.traffic.divert,
     };
     let stats = drive(config, &args.traffic, total).await?;
     summary(&stats);
@@ -587,7 +596,7 @@ pub async fn sim(args: SimArgs) -> Result<()> {
 fn summary(stats: &FleetStats) {
     let g = FleetStats::get;
     eprintln!(
-        "simulated until {}: {} sessions completed ({} started), {:.2} MWh, {} faults, {} reconnects, {} connection errors",
+        "simulated until {}: {} sessions completed ({} started), {:.2} MWh, {} faults, {} reconnects, {} connection errors, {} cars diverted",
         stats
             .sim_time()
             .with_timezone(&chargeops_sim::traffic::cst())
@@ -598,6 +607,7 @@ fn summary(stats: &FleetStats) {
         g(&stats.faults),
         g(&stats.reconnects),
         g(&stats.errors),
+        g(&stats.diverted),
     );
 }
 

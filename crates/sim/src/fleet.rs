@@ -96,6 +96,8 @@ pub struct FleetStats {
     pub faults: AtomicU64,
     pub reconnects: AtomicU64,
     pub errors: AtomicU64,
+    /// Cars that took a diversion suggestion and drove on to another station.
+    pub diverted: AtomicU64,
     /// Simulated time, milliseconds since the epoch.
     pub sim_time_ms: AtomicU64,
 }
@@ -150,6 +152,9 @@ pub struct FleetConfig {
     pub disconnect_rate: f64,
     /// Repairs by field crews; `None`: faults clear by themselves after 1-4 h.
     pub repairs: Option<RepairRequests>,
+    /// Drivers facing a queue are offered the platform's diversion ranking and most of them
+    /// drive on to the suggested station ([`crate::traffic::DiversionOptions`]).
+    pub divert: bool,
 }
 
 /// Feeds the fleet's commands to `apply` until `deadline`, so a charger without a connection
@@ -253,6 +258,9 @@ pub async fn run(config: FleetConfig, stats: Arc<FleetStats>, mut stop: watch::R
     if config.repairs.is_some() {
         engine = engine.with_held_faults();
     }
+    if config.divert {
+        engine = engine.with_diversion(crate::traffic::DiversionOptions::default());
+    }
     let slot_of: std::collections::HashMap<String, (usize, usize)> = config
         .network
         .stations
@@ -299,6 +307,9 @@ pub async fn run(config: FleetConfig, stats: Arc<FleetStats>, mut stop: watch::R
         stats
             .charging
             .store(engine.charging() as u64, Ordering::Relaxed);
+        stats
+            .diverted
+            .store(engine.diverted() as u64, Ordering::Relaxed);
     }
     drop(chargers);
     tasks.abort_all();

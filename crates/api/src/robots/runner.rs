@@ -41,13 +41,81 @@ impl Default for RobotsConfig {
 pub(super) fn spawn(state: Arc<AppState>, config: RobotsConfig) -> tokio::task::JoinHandle<()> {
     // Subscribe before returning, so no session after start is missed.
     let events = state.live.subscribe();
-    tokio::spawn(run(state, config, events))
+    // The bus carries every meter reading of the network: the reader only picks out robot
+    // sessions and never waits on the lots, so it keeps up however busy the network is; the
+    // worker applies them in order, between ticks.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(read(state.clone(), events, tx));
+    tokio::spawn(run(state, config, rx))
+}
+
+/// A session event of a robot's charge point.
+enum RobotSession {
+    Started {
+        session_id: i64,
+        charger_id: String,
+        station_id: String,
+        id_tag: Option<String>,
+    },
+    Stopped {
+        session_id: i64,
+        charger_id: String,
+        station_id: String,
+        energy_wh: Option<i64>,
+    },
+}
+
+async fn read(
+    state: Arc<AppState>,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    tx: tokio::sync::mpsc::UnboundedSender<RobotSession>,
+) {
+    loop {
+        let session = match events.recv().await {
+            Ok(Event::SessionStarted {
+                session_id,
+                charger_id,
+                station_id,
+                id_tag,
+                ..
+            }) if state.robots.may_be_robot(&charger_id) => RobotSession::Started {
+                session_id,
+                charger_id,
+                station_id,
+                id_tag,
+            },
+            Ok(Event::SessionStopped {
+                session_id,
+                charger_id,
+                station_id,
+                energy_wh,
+                ..
+            }) if state.robots.may_be_robot(&charger_id) => RobotSession::Stopped {
+                session_id,
+                charger_id,
+                station_id,
+                energy_wh,
+            },
+            Ok(_) => continue,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "robots task fell behind the event bus; robot sessions may be missed until robots report"
+                );
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        if tx.send(session).is_err() {
+            break;
+        }
+    }
 }
 
 async fn run(
     state: Arc<AppState>,
     config: RobotsConfig,
-    mut events: tokio::sync::broadcast::Receiver<Event>,
+    mut sessions: tokio::sync::mpsc::UnboundedReceiver<RobotSession>,
 ) {
     {
         let mut lots = state.robots.lots.lock().await;
@@ -60,24 +128,20 @@ async fn run(
     tracing::info!(timeout_secs = config.timeout_secs, "robots task started");
     loop {
         tokio::select! {
-            event = events.recv() => match event {
-                Ok(Event::SessionStarted { session_id, charger_id, station_id, id_tag, .. }) => {
+            session = sessions.recv() => match session {
+                Some(RobotSession::Started { session_id, charger_id, station_id, id_tag }) => {
                     on_session(&state, &station_id, &charger_id, |l, now| {
                         l.session_started(&charger_id, session_id, id_tag.as_deref(), now)
                     })
                     .await;
                 }
-                Ok(Event::SessionStopped { session_id, charger_id, station_id, energy_wh, .. }) => {
+                Some(RobotSession::Stopped { session_id, charger_id, station_id, energy_wh }) => {
                     on_session(&state, &station_id, &charger_id, |l, now| {
                         l.session_stopped(&charger_id, session_id, energy_wh, now)
                     })
                     .await;
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "robots task fell behind the event bus; robot sessions may be missed until robots report");
-                }
-                Err(RecvError::Closed) => break,
+                None => break,
             },
             _ = tick.tick() => on_tick(&state).await,
         }

@@ -163,6 +163,11 @@ impl Engine {
         estimate::wait(&slots, ahead, &self.queueing.histories[s]).map(|e| e.wait_s)
     }
 
+    /// Cars that have taken a diversion suggestion so far.
+    pub fn diverted(&self) -> usize {
+        self.queueing.diverted.len()
+    }
+
     /// Cars that took a diversion reach their new station; queue lengths are sampled.
     pub(super) fn arrive_diverted(&mut self, s: usize, now: DateTime<Utc>) {
         if s == 0 {
