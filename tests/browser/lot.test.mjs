@@ -150,6 +150,8 @@ after(async () => {
 
 test('the lot page follows a robot to its car, takes an override, shows a refusal and a release', async () => {
   const { page, errors, context } = await newPage(browser);
+  const elsewhere = [];
+  page.on('request', (r) => { if (!r.url().startsWith(server.base)) elsewhere.push(r.url()); });
   await page.goto(`${server.base}/lot?station=${STATION}#token=${server.token}`);
   await page.waitForSelector('body[data-ready="true"]');
   assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
@@ -243,6 +245,7 @@ test('the lot page follows a robot to its car, takes an override, shows a refusa
   await waitUntil(async () => (await page.textContent('#summary [data-k="served"] b')) === '1', { what: 'one car served' });
   await page.waitForSelector(`#car-rows tr[data-car="${a}"][data-state="served"]`);
   assert.equal(await page.locator(carA).count(), 0, 'a served car leaves the drawing');
+  assert.deepEqual(elsewhere, [], 'everything the page needs comes from the platform');
   // The refused override is the one failed request the browser logs.
   assert.deepEqual(errors.filter((e) => !/status of 409 .*\/lot\/assign\b/.test(e)), []);
   await context.close();

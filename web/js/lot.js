@@ -72,9 +72,14 @@ function carLabel(c) {
 
 // ------------------------------------------------------------------------------- banner
 
+/** Whether the banner says that reading the lot failed (cleared by the next good read), not
+ *  that staff were refused something (kept until dismissed or the next action). */
+let bannerFromRead = false;
+
 function banner(text) {
   $('banner-text').textContent = text;
   $('banner').hidden = !text;
+  bannerFromRead = false;
 }
 
 function fail(e) {
@@ -224,7 +229,9 @@ function renderRobots(v) {
       onkeydown: (e) => { if (e.key === 'Enter' && e.target === e.currentTarget) pickRobot(r.id); },
     },
     el('td', { class: 'id', title: r.id, text: shortRobot(r.id) }),
-    el('td', {}, el('span', { class: 'rstate', 'data-state': r.state, text: ROBOT_STATE[r.state] || r.state })),
+    el('td', {}, el('span', { class: 'rstate', 'data-state': r.state, text: ROBOT_STATE[r.state] || r.state }),
+      // What the robot itself last said: staff see at once a robot that disagrees with its task.
+      el('div', { class: 'sub reported', text: r.last_report_at ? `reports ${r.reported_state}` : 'never reported' })),
     el('td', { class: 'num' },
       el('span', { class: `battbar${pct < 25 ? ' low' : ''}`, 'aria-hidden': 'true' }, el('i', { style: `width:${pct.toFixed(0)}%` })),
       el('span', { class: 'pct', text: `${Math.round(pct)} %` })),
@@ -329,6 +336,8 @@ async function release(robot) {
 // ------------------------------------------------------------------------------- reading
 
 function render(v) {
+  // An answer to an older read must not undo a newer one (an override's answer, say).
+  if (view && Date.parse(v.now) < Date.parse(view.now)) return;
   view = v;
   if (pick.robot && !robotOf(pick.robot)) pick.robot = null;
   if (pick.car && !pickable(carOf(pick.car))) pick.car = null;
@@ -351,8 +360,10 @@ async function refresh() {
   lastRead = Date.now();
   try {
     render(await api(LOT));
+    if (bannerFromRead) banner('');
   } catch (e) {
     fail(e);
+    bannerFromRead = true;
   } finally {
     inFlight = false;
     if (again) { again = false; refreshSoon(); }

@@ -2,14 +2,13 @@
 //! server-initiated CALL at a time and correlates its answer, and is the only writer of its
 //! charger's live state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use chargeops_core::{
     Charger, CommandError, CommandReply, ConnectorStatus, Event, IdTagStatus, NewSession,
@@ -19,7 +18,7 @@ use chargeops_ocpp::schema::{self, Direction};
 use chargeops_ocpp::{ErrorCode, Frame, Version};
 
 use crate::metrics::Metrics;
-use crate::{ConnHandle, Control, Gateway};
+use crate::{Control, Gateway, Mailbox, Route};
 
 /// An error to answer a charger's CALL with.
 pub(crate) type CallFailure = (ErrorCode, String);
@@ -32,7 +31,7 @@ struct Pending {
     id: String,
     action: &'static str,
     reply: oneshot::Sender<Result<CommandReply, CommandError>>,
-    deadline: tokio::time::Instant,
+    deadline: Instant,
 }
 
 /// Per-connection state handed to the version handlers.
@@ -43,15 +42,42 @@ pub(crate) struct Ctx {
     pub version: Version,
     pub registration: Registration,
     /// OCPP 2.0.1: whether each EVSE's transaction is in chargingState Charging, so that an
-    /// Occupied connector can be shown as `charging`.
-    pub evse_charging: HashMap<u32, bool>,
-    /// This charger's running sessions by transaction id, so meter values do not read the
-    /// store each time. The connection is the charger's only writer, so the copy stays true.
-    sessions: HashMap<String, Session>,
+    /// Occupied connector can be shown as `charging`. A few EVSEs at most: a list.
+    evse_charging: Vec<(u32, bool)>,
+    /// This charger's running sessions, so meter values do not read the store each time. The
+    /// connection is the charger's only writer, so the copy stays true. One per connector at
+    /// most: a list, emptied of its allocation when no session runs.
+    sessions: Vec<Session>,
     next_message_id: u64,
 }
 
 impl Ctx {
+    /// OCPP 2.0.1: whether the EVSE's transaction is in chargingState Charging.
+    pub fn evse_charging(&self, evse: u32) -> bool {
+        self.evse_charging
+            .iter()
+            .find(|(e, _)| *e == evse)
+            .is_some_and(|(_, charging)| *charging)
+    }
+
+    /// Records the EVSE's charging state; returns the one it had, if known.
+    pub fn set_evse_charging(&mut self, evse: u32, charging: bool) -> Option<bool> {
+        match self.evse_charging.iter_mut().find(|(e, _)| *e == evse) {
+            Some((_, c)) => Some(std::mem::replace(c, charging)),
+            None => {
+                self.evse_charging.reserve_exact(1);
+                self.evse_charging.push((evse, charging));
+                None
+            }
+        }
+    }
+
+    fn cached_session(&mut self, reference: &str) -> Option<&mut Session> {
+        self.sessions
+            .iter_mut()
+            .find(|s| s.transaction_ref == reference)
+    }
+
     /// Records a connector status: on disk first, then the live state, then the event.
     pub async fn apply_status(
         &mut self,
@@ -106,7 +132,7 @@ impl Ctx {
 
     /// A session of this charger by its transaction id, from the cache or the store.
     pub async fn find_session(&mut self, reference: &str) -> Result<Option<Session>, CallFailure> {
-        if let Some(s) = self.sessions.get(reference) {
+        if let Some(s) = self.cached_session(reference) {
             return Ok(Some(s.clone()));
         }
         let found = self
@@ -122,16 +148,21 @@ impl Ctx {
     }
 
     fn remember(&mut self, s: &Session) {
+        self.sessions
+            .retain(|cached| cached.transaction_ref != s.transaction_ref);
         if s.stopped_at.is_some() {
-            self.sessions.remove(&s.transaction_ref);
+            if self.sessions.is_empty() {
+                self.sessions = Vec::new();
+            }
             return;
         }
         // A charger runs a session per connector at most; more means stale entries from
         // sessions the charger abandoned, which the store still has.
         if self.sessions.len() >= 16 {
-            self.sessions.clear();
+            self.sessions = Vec::new();
         }
-        self.sessions.insert(s.transaction_ref.clone(), s.clone());
+        self.sessions.reserve_exact(1);
+        self.sessions.push(s.clone());
     }
 
     /// Records meter samples and a running session's energy so far in one commit.
@@ -160,7 +191,7 @@ impl Ctx {
         tokio::try_join!(write_samples, write_energy).map_err(internal)?;
         self.publish_meter(samples);
         if let Some((s, energy_wh, seq_no)) = energy
-            && let Some(cached) = self.sessions.get_mut(&s.transaction_ref)
+            && let Some(cached) = self.cached_session(&s.transaction_ref)
         {
             if energy_wh.is_some() {
                 cached.energy_wh = energy_wh;
@@ -306,30 +337,34 @@ pub(crate) async fn refuse_subprotocol(
         .await;
 }
 
-pub(crate) async fn run(
+/// Takes over an upgraded connection: claims the charger, marks it online, and returns the
+/// task that serves it. The setup runs here, at the call, so that what it needs (the whole
+/// `Charger`, the peer address) is not kept in the task for the connection's lifetime.
+pub(crate) fn run(
     gw: Arc<Gateway>,
     charger: Charger,
     version: Version,
-    mut socket: WebSocket,
+    socket: WebSocket,
     peer: Option<String>,
-) {
-    let charger_id = charger.id.clone();
+) -> impl Future<Output = ()> + Send + 'static {
+    let Charger {
+        id: charger_id,
+        station_id,
+        registration,
+        ..
+    } = charger;
     let conn_id = gw.next_conn_id();
-    let (tx, mut rx) = mpsc::channel::<Control>(16);
-    if let Some(old) = gw
-        .connections
-        .insert(&charger_id, ConnHandle { conn_id, tx })
-    {
+    let mailbox = Mailbox::new();
+    let route = Route::Mailbox {
+        conn_id,
+        mailbox: mailbox.clone(),
+    };
+    if gw.connections.claim(&charger_id, route) {
         tracing::warn!(
             charger_id,
             peer,
             "a newer connection claimed this charger; closing the older one"
         );
-        if old.tx.try_send(Control::Superseded).is_err() {
-            tokio::spawn(async move {
-                let _ = old.tx.send(Control::Superseded).await;
-            });
-        }
     }
     let protocol = match version {
         Version::V16 => chargeops_core::Protocol::Ocpp16,
@@ -337,7 +372,7 @@ pub(crate) async fn run(
     };
     if !gw.live.set_online(&charger_id, true, Some(protocol)) {
         gw.live
-            .upsert_charger(&charger_id, &charger.station_id, Some(protocol), Vec::new());
+            .upsert_charger(&charger_id, &station_id, Some(protocol), Vec::new());
         gw.live.set_online(&charger_id, true, Some(protocol));
     }
     Metrics::inc(&gw.metrics.connections_total);
@@ -350,135 +385,173 @@ pub(crate) async fn run(
     );
     gw.live.publish(Event::ChargerOnline {
         charger_id: charger_id.clone(),
-        station_id: charger.station_id.clone(),
+        station_id: station_id.clone(),
         protocol: protocol.as_str().to_owned(),
         at: gw.live.now(),
     });
-
-    let mut ctx = Ctx {
-        gw: gw.clone(),
-        charger_id: charger_id.clone(),
-        station_id: charger.station_id.clone(),
+    let ctx = Ctx {
+        gw,
+        charger_id,
+        station_id,
         version,
-        registration: charger.registration,
-        evse_charging: HashMap::new(),
-        sessions: HashMap::new(),
+        registration,
+        evse_charging: Vec::new(),
+        sessions: Vec::new(),
         next_message_id: 0,
     };
-    let mut pending: Option<Pending> = None;
-    let ping_every = gw.config.ping_interval;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let mut last_heard = Instant::now();
-
-    let reason = loop {
-        let deadline = pending.as_ref().map(|p| p.deadline);
-        tokio::select! {
-            msg = socket.recv() => {
-                last_heard = Instant::now();
-                match msg {
-                    None => break "closed by charger",
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("too big") {
-                            tracing::warn!(charger_id, error = %text, "frame over the size limit; closing");
-                            let _ = socket.send(Message::Close(Some(CloseFrame {
-                                code: close_code::SIZE,
-                                reason: "frame too large".into(),
-                            }))).await;
-                            break "frame too large";
-                        }
-                        tracing::info!(charger_id, error = %text, "connection error");
-                        break "connection error";
-                    }
-                    Some(Ok(Message::Text(text))) => {
-                        Metrics::inc(&gw.metrics.messages_received_total);
-                        if let Some(out) = on_text(&mut ctx, &mut pending, text.as_str()).await
-                            && socket.send(Message::Text(out.into())).await.is_err()
-                        {
-                            break "send failed";
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        Metrics::inc(&gw.metrics.messages_received_total);
-                        let out = call_error(&ctx, "-1", ErrorCode::FormatViolation,
-                            "OCPP-J uses text frames; binary frame ignored");
-                        if socket.send(Message::Text(out.into())).await.is_err() {
-                            break "send failed";
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) => break "closed by charger",
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                }
-            }
-            ctrl = rx.recv(), if pending.is_none() => match ctrl {
-                Some(Control::Command { command, reply }) => {
-                    match encode_command(&mut ctx, &command) {
-                        Ok((id, action, frame)) => {
-                            if socket.send(Message::Text(frame.into())).await.is_err() {
-                                let _ = reply.send(Err(CommandError::Closed));
-                                break "send failed";
-                            }
-                            Metrics::inc(&gw.metrics.messages_sent_total);
-                            tracing::info!(charger_id, action, message_id = %id, "command sent");
-                            pending = Some(Pending {
-                                id,
-                                action,
-                                reply,
-                                deadline: tokio::time::Instant::now() + gw.config.command_timeout,
-                            });
-                        }
-                        Err(e) => { let _ = reply.send(Err(e)); }
-                    }
-                }
-                Some(Control::Superseded) | None => {
-                    let _ = socket.send(Message::Close(Some(CloseFrame {
-                        code: close_code::POLICY,
-                        reason: "superseded by a newer connection".into(),
-                    }))).await;
-                    break "superseded";
-                }
-            },
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                if let Some(p) = pending.take() {
-                    Metrics::inc(&gw.metrics.commands_timed_out_total);
-                    tracing::warn!(charger_id, action = p.action, message_id = %p.id, "command timed out");
-                    let _ = p.reply.send(Err(CommandError::Timeout(gw.config.command_timeout.as_secs())));
-                }
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 {
-                    break "silent for three ping intervals";
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break "send failed";
-                }
-            }
-        }
-    };
-
-    // Completes the closing handshake (tungstenite queues the answer to the charger's Close
-    // frame until the next flush) so the charger sees a clean close.
-    let close = futures_util::SinkExt::close(&mut socket);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
-    if let Some(p) = pending.take() {
-        let _ = p.reply.send(Err(CommandError::Closed));
-    }
-    Metrics::dec(&gw.metrics.connections_open);
-    if gw.connections.remove_if_current(&charger_id, conn_id) {
-        gw.live.set_online(&charger_id, false, None);
-        gw.live.publish(Event::ChargerOffline {
-            charger_id: charger_id.clone(),
-            station_id: ctx.station_id.clone(),
-            at: gw.live.now(),
-        });
-    }
-    tracing::info!(charger_id, reason, "charger disconnected");
+    serve(ctx, socket, Inbox(mailbox), conn_id)
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// The receiving end of a connection's mailbox; closes it when the task ends, however it
+/// ends.
+struct Inbox(Arc<Mailbox>);
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The connection's task. It waits, between messages, with little more than the socket and
+/// `Ctx`: handling a frame is boxed (allocated while it runs), and one timer serves both the
+/// ping and the outstanding command's deadline. A test holds its size down.
+// An async block rather than an async fn: an async fn keeps its arguments and the locals they
+// are moved into side by side in the task, which would hold the socket and `Ctx` twice.
+fn serve(
+    mut ctx: Ctx,
+    mut socket: WebSocket,
+    inbox: Inbox,
+    conn_id: u64,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let gw = ctx.gw.clone();
+        // Boxed: a command is outstanding seldom, and the task is smaller without one inline.
+        let mut pending: Option<Box<Pending>> = None;
+        let ping_every = gw.config.ping_interval;
+        let mut next_ping = Instant::now() + ping_every;
+        let mut last_heard = Instant::now();
+        let timer = tokio::time::sleep_until(next_ping);
+        tokio::pin!(timer);
+
+        let reason = loop {
+            let wake = pending
+                .as_ref()
+                .map_or(next_ping, |p| p.deadline.min(next_ping));
+            if timer.deadline() != wake {
+                timer.as_mut().reset(wake);
+            }
+            tokio::select! {
+                msg = socket.recv() => {
+                    last_heard = Instant::now();
+                    match msg {
+                        None => break "closed by charger",
+                        Some(Err(e)) => {
+                            let text = e.to_string();
+                            if text.contains("too long") || text.contains("too big") {
+                                tracing::warn!(charger_id = %ctx.charger_id, error = %text, "frame over the size limit; closing");
+                                let _ = socket.send(Message::Close(Some(CloseFrame {
+                                    code: close_code::SIZE,
+                                    reason: "frame too large".into(),
+                                }))).await;
+                                break "frame too large";
+                            }
+                            tracing::info!(charger_id = %ctx.charger_id, error = %text, "connection error");
+                            break "connection error";
+                        }
+                        Some(Ok(Message::Text(text))) => {
+                            Metrics::inc(&gw.metrics.messages_received_total);
+                            let answer = Box::pin(on_text(&mut ctx, &mut pending, text.as_str())).await;
+                            drop(text);
+                            if let Some(out) = answer
+                                && socket.send(Message::Text(out.into())).await.is_err()
+                            {
+                                break "send failed";
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            Metrics::inc(&gw.metrics.messages_received_total);
+                            let out = call_error(&ctx, "-1", ErrorCode::FormatViolation,
+                                "OCPP-J uses text frames; binary frame ignored");
+                            if socket.send(Message::Text(out.into())).await.is_err() {
+                                break "send failed";
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) => break "closed by charger",
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    }
+                }
+                ctrl = inbox.0.recv(), if pending.is_none() => match ctrl {
+                    Control::Command { command, reply } => {
+                        match encode_command(&mut ctx, &command) {
+                            Ok((id, action, frame)) => {
+                                if socket.send(Message::Text(frame.into())).await.is_err() {
+                                    let _ = reply.send(Err(CommandError::Closed));
+                                    break "send failed";
+                                }
+                                Metrics::inc(&gw.metrics.messages_sent_total);
+                                tracing::info!(charger_id = %ctx.charger_id, action, message_id = %id, "command sent");
+                                pending = Some(Box::new(Pending {
+                                    id,
+                                    action,
+                                    reply,
+                                    deadline: Instant::now() + gw.config.command_timeout,
+                                }));
+                            }
+                            Err(e) => { let _ = reply.send(Err(e)); }
+                        }
+                    }
+                    Control::Superseded => {
+                        let _ = socket.send(Message::Close(Some(CloseFrame {
+                            code: close_code::POLICY,
+                            reason: "superseded by a newer connection".into(),
+                        }))).await;
+                        break "superseded";
+                    }
+                },
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if let Some(p) = pending.take_if(|p| p.deadline <= now) {
+                        Metrics::inc(&gw.metrics.commands_timed_out_total);
+                        tracing::warn!(charger_id = %ctx.charger_id, action = p.action, message_id = %p.id, "command timed out");
+                        let _ = p.reply.send(Err(CommandError::Timeout(gw.config.command_timeout.as_secs())));
+                    }
+                    if now >= next_ping {
+                        next_ping = now + ping_every;
+                        if last_heard.elapsed() > ping_every * 3 {
+                            break "silent for three ping intervals";
+                        }
+                        if socket.send(Message::Ping(Default::default())).await.is_err() {
+                            break "send failed";
+                        }
+                    }
+                }
+            }
+        };
+
+        // No more commands: the API is answered `Closed` from here on.
+        drop(inbox);
+        // Completes the closing handshake (tungstenite queues the answer to the charger's Close
+        // frame until the next flush) so the charger sees a clean close.
+        let close = futures_util::SinkExt::close(&mut socket);
+        let _ = Box::pin(tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            close,
+        ))
+        .await;
+        if let Some(p) = pending.take() {
+            let _ = p.reply.send(Err(CommandError::Closed));
+        }
+        Metrics::dec(&gw.metrics.connections_open);
+        let charger_id = &ctx.charger_id;
+        if gw.connections.remove_if_current(charger_id, conn_id) {
+            gw.live.set_online(charger_id, false, None);
+            gw.live.publish(Event::ChargerOffline {
+                charger_id: charger_id.clone(),
+                station_id: ctx.station_id.clone(),
+                at: gw.live.now(),
+            });
+        }
+        tracing::info!(charger_id, reason, "charger disconnected");
     }
 }
 
@@ -494,7 +567,7 @@ fn call_error(ctx: &Ctx, id: &str, code: ErrorCode, description: &str) -> String
 }
 
 /// Handles one text frame; returns the frame to send back, if any.
-async fn on_text(ctx: &mut Ctx, pending: &mut Option<Pending>, text: &str) -> Option<String> {
+async fn on_text(ctx: &mut Ctx, pending: &mut Option<Box<Pending>>, text: &str) -> Option<String> {
     let started = Instant::now();
     let frame = match chargeops_ocpp::decode(text, ctx.version) {
         Ok(f) => f,
@@ -627,4 +700,26 @@ pub(crate) fn to_wh(value: f64, unit: Option<&str>) -> i64 {
         _ => value,
     };
     wh.round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<A, B, C, D, F: Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A connection's task lives as long as the charger is connected, hundreds of thousands
+    /// of them: the task must not carry a frame handler's state between frames.
+    #[test]
+    fn connection_task_stays_small() {
+        let size = future_size(serve);
+        eprintln!(
+            "serve future {size} bytes, WebSocket {} bytes, Ctx {} bytes",
+            std::mem::size_of::<WebSocket>(),
+            std::mem::size_of::<Ctx>()
+        );
+        assert!(size <= 1536, "the connection task grew to {size} bytes");
+    }
 }

@@ -12,14 +12,14 @@ mod v16;
 mod v201;
 mod ykc;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use chargeops_core::{Command, CommandError, CommandReply, Live};
 use chargeops_store::Store;
@@ -94,10 +94,138 @@ pub(crate) enum Control {
     Superseded,
 }
 
+/// A connection's command channel (YKC connections).
 #[derive(Clone)]
 pub(crate) struct ConnHandle {
     pub conn_id: u64,
     pub tx: mpsc::Sender<Control>,
+}
+
+/// Commands a connection may have queued before an API caller waits for room.
+pub(crate) const COMMAND_QUEUE: usize = 16;
+
+/// The command queue of one OCPP connection. Commands are rare next to charger traffic, so
+/// the queue is a lock, a wake-up and a bound: about 150 bytes a connection, where a tokio
+/// channel allocates its first block of 32 slots (over 2 KiB for `Control`) up front.
+pub(crate) struct Mailbox {
+    state: Mutex<MailboxState>,
+    ready: Notify,
+    room: Semaphore,
+}
+
+#[derive(Default)]
+struct MailboxState {
+    commands: VecDeque<(Command, oneshot::Sender<Result<CommandReply, CommandError>>)>,
+    superseded: bool,
+    closed: bool,
+}
+
+impl Mailbox {
+    pub fn new() -> Arc<Mailbox> {
+        Arc::new(Mailbox {
+            state: Mutex::new(MailboxState::default()),
+            ready: Notify::new(),
+            room: Semaphore::new(COMMAND_QUEUE),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, MailboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a command for the connection, waiting while the queue is full. Gives the
+    /// command back when the connection has ended.
+    pub async fn send(
+        &self,
+        command: Command,
+        reply: oneshot::Sender<Result<CommandReply, CommandError>>,
+    ) -> Result<(), Command> {
+        let Ok(permit) = self.room.acquire().await else {
+            return Err(command);
+        };
+        let mut state = self.state();
+        if state.closed {
+            return Err(command);
+        }
+        // The connection gives the room back when it takes the command.
+        permit.forget();
+        state.commands.push_back((command, reply));
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// A newer connection claimed the charger: the connection closes at its next chance,
+    /// ahead of any command still queued.
+    pub fn supersede(&self) {
+        self.state().superseded = true;
+        self.ready.notify_one();
+    }
+
+    /// The connection's side: the next thing to do. Cancel safe (nothing is taken from the
+    /// queue until it is returned).
+    pub async fn recv(&self) -> Control {
+        loop {
+            {
+                let mut state = self.state();
+                if state.superseded {
+                    return Control::Superseded;
+                }
+                if let Some((command, reply)) = state.commands.pop_front() {
+                    drop(state);
+                    self.room.add_permits(1);
+                    return Control::Command { command, reply };
+                }
+            }
+            // `notify_one` keeps a wake-up for a receiver not yet waiting, so one sent between
+            // the look above and this wait is not lost.
+            self.ready.notified().await;
+        }
+    }
+
+    /// The connection ended: later sends fail at once; queued commands are answered
+    /// `Closed` (their reply senders are dropped).
+    pub fn close(&self) {
+        let queued = {
+            let mut state = self.state();
+            state.closed = true;
+            std::mem::take(&mut state.commands)
+        };
+        self.room.close();
+        drop(queued);
+    }
+}
+
+/// How commands reach the connection that holds a charger.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// A YKC connection's channel.
+    Channel(ConnHandle),
+    /// An OCPP connection's mailbox.
+    Mailbox { conn_id: u64, mailbox: Arc<Mailbox> },
+}
+
+impl Route {
+    fn conn_id(&self) -> u64 {
+        match self {
+            Route::Channel(h) => h.conn_id,
+            Route::Mailbox { conn_id, .. } => *conn_id,
+        }
+    }
+
+    /// Tells the connection a newer one claimed its charger.
+    fn supersede(self) {
+        match self {
+            Route::Channel(old) => {
+                if old.tx.try_send(Control::Superseded).is_err() {
+                    tokio::spawn(async move {
+                        let _ = old.tx.send(Control::Superseded).await;
+                    });
+                }
+            }
+            Route::Mailbox { mailbox, .. } => mailbox.supersede(),
+        }
+    }
 }
 
 const SHARDS: usize = 64;
@@ -105,7 +233,7 @@ const SHARDS: usize = 64;
 /// Which connection holds which charger, split in shards so connects and commands for
 /// different chargers do not contend.
 pub(crate) struct Connections {
-    shards: Box<[Mutex<HashMap<String, ConnHandle>>]>,
+    shards: Box<[Mutex<HashMap<String, Route>>]>,
 }
 
 impl Connections {
@@ -115,7 +243,7 @@ impl Connections {
         }
     }
 
-    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, ConnHandle>> {
+    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, Route>> {
         // FNV-1a: cheap, and charger ids are not attacker-chosen keys of a shared table
         // (each is authenticated before it is inserted).
         let h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
@@ -126,15 +254,40 @@ impl Connections {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Installs a connection, returning the one it replaces.
+    /// Installs a channel connection, returning the channel it replaces for the caller to
+    /// close. A replaced mailbox connection is told here and not returned.
     pub fn insert(&self, id: &str, handle: ConnHandle) -> Option<ConnHandle> {
-        self.shard(id).insert(id.to_owned(), handle)
+        match self.shard(id).insert(id.to_owned(), Route::Channel(handle)) {
+            Some(Route::Channel(old)) => Some(old),
+            Some(old @ Route::Mailbox { .. }) => {
+                tracing::warn!(
+                    charger_id = id,
+                    "a newer connection claimed this charger; closing the older one"
+                );
+                old.supersede();
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Installs a connection and tells the one it replaces, if any, to close. Returns
+    /// whether there was one.
+    pub fn claim(&self, id: &str, route: Route) -> bool {
+        let old = self.shard(id).insert(id.to_owned(), route);
+        match old {
+            Some(old) => {
+                old.supersede();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes the connection only if it is still the current one for the charger.
     pub fn remove_if_current(&self, id: &str, conn_id: u64) -> bool {
         let mut shard = self.shard(id);
-        if shard.get(id).is_some_and(|h| h.conn_id == conn_id) {
+        if shard.get(id).is_some_and(|r| r.conn_id() == conn_id) {
             shard.remove(id);
             true
         } else {
@@ -142,7 +295,7 @@ impl Connections {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<ConnHandle> {
+    pub fn get(&self, id: &str) -> Option<Route> {
         self.shard(id).get(id).cloned()
     }
 }
@@ -233,10 +386,22 @@ impl Gateway {
         // Commands queue behind the one outstanding CALL; the queue wait counts against the
         // same timeout so an API caller never waits longer than twice the configured time.
         let timeout = self.config.command_timeout;
-        let send = handle.tx.send(Control::Command { command, reply });
-        match tokio::time::timeout(timeout, send).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(CommandError::Offline(charger_id.to_owned())),
+        let queued = match handle {
+            Route::Channel(h) => {
+                let send = h.tx.send(Control::Command { command, reply });
+                tokio::time::timeout(timeout, send)
+                    .await
+                    .map(|sent| sent.is_ok())
+            }
+            Route::Mailbox { mailbox, .. } => {
+                tokio::time::timeout(timeout, mailbox.send(command, reply))
+                    .await
+                    .map(|sent| sent.is_ok())
+            }
+        };
+        match queued {
+            Ok(true) => {}
+            Ok(false) => return Err(CommandError::Offline(charger_id.to_owned())),
             Err(_) => return Err(CommandError::Timeout(timeout.as_secs())),
         }
         match tokio::time::timeout(timeout * 2, rx).await {
@@ -248,5 +413,90 @@ impl Gateway {
 
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(mailbox: &Mailbox) -> impl Future<Output = Result<(), Command>> + '_ {
+        let (reply, _rx) = oneshot::channel();
+        mailbox.send(Command::ClearCache, reply)
+    }
+
+    #[tokio::test]
+    async fn mailbox_delivers_in_order_and_bounds_the_queue() {
+        let mailbox = Mailbox::new();
+        for hard in [false, true] {
+            let (reply, _rx) = oneshot::channel();
+            assert!(mailbox.send(Command::Reset { hard }, reply).await.is_ok());
+        }
+        for expected in [false, true] {
+            match mailbox.recv().await {
+                Control::Command {
+                    command: Command::Reset { hard },
+                    ..
+                } => assert_eq!(hard, expected),
+                _ => panic!("expected the queued reset"),
+            }
+        }
+        for _ in 0..COMMAND_QUEUE {
+            assert!(request(&mailbox).await.is_ok());
+        }
+        let full = tokio::time::timeout(Duration::from_millis(50), request(&mailbox)).await;
+        assert!(full.is_err(), "a 17th command must wait for room");
+        assert!(matches!(mailbox.recv().await, Control::Command { .. }));
+        let room = tokio::time::timeout(Duration::from_millis(50), request(&mailbox)).await;
+        assert!(matches!(room, Ok(Ok(()))));
+    }
+
+    #[tokio::test]
+    async fn mailbox_wakes_a_waiting_connection() {
+        let mailbox = Mailbox::new();
+        let waiting = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move { matches!(mailbox.recv().await, Control::Command { .. }) }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(request(&mailbox).await.is_ok());
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(matches!(got, Ok(Ok(true))));
+    }
+
+    #[tokio::test]
+    async fn superseding_comes_first_and_closing_answers_queued_commands() {
+        let mailbox = Mailbox::new();
+        let (reply, answer) = oneshot::channel();
+        assert!(mailbox.send(Command::ClearCache, reply).await.is_ok());
+        mailbox.supersede();
+        assert!(matches!(mailbox.recv().await, Control::Superseded));
+        mailbox.close();
+        // The queued command's caller learns the connection closed.
+        assert!(answer.await.is_err());
+        assert!(request(&mailbox).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_closed_mailbox_frees_a_waiting_sender() {
+        let mailbox = Mailbox::new();
+        for _ in 0..COMMAND_QUEUE {
+            assert!(request(&mailbox).await.is_ok());
+        }
+        let blocked = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move { request(&mailbox).await.is_err() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        mailbox.close();
+        let got = tokio::time::timeout(Duration::from_secs(5), blocked).await;
+        assert!(matches!(got, Ok(Ok(true))));
+    }
+
+    #[test]
+    fn an_ocpp_connection_costs_little_to_route_to() {
+        // The mailbox replaces a tokio channel whose first block alone is 32 `Control`s.
+        assert!(std::mem::size_of::<Mailbox>() <= 192);
+        assert!(std::mem::size_of::<Route>() <= 24);
     }
 }

@@ -108,7 +108,7 @@ async fn status(ctx: &mut Ctx, req: v201::StatusNotificationRequest) -> Result<V
     let raw = wire(&req.connector_status);
     let evse = index(req.evse_id, "evseId")?;
     let connector = index(req.connector_id, "connectorId")?;
-    let charging = ctx.evse_charging.get(&evse).copied().unwrap_or(false);
+    let charging = ctx.evse_charging(evse);
     let error = (raw == "Faulted").then(|| "Faulted".to_owned());
     ctx.apply_status(
         evse,
@@ -124,7 +124,7 @@ async fn status(ctx: &mut Ctx, req: v201::StatusNotificationRequest) -> Result<V
 
 /// Re-derives the status of the EVSE's Occupied connectors after its charging state changed.
 async fn refresh_evse(ctx: &mut Ctx, evse: u32, charging: bool) -> Result<(), CallFailure> {
-    if ctx.evse_charging.insert(evse, charging) == Some(charging) {
+    if ctx.set_evse_charging(evse, charging) == Some(charging) {
         return Ok(());
     }
     let Some(snapshot) = ctx.gw.live.snapshot(&ctx.charger_id) else {

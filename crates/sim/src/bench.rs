@@ -70,6 +70,12 @@ pub struct OcppBenchArgs {
     /// Closed loop: each charger sends its next message as soon as the last is answered
     #[arg(long)]
     pub max: bool,
+    /// Register the chargers first (connect and boot each once against a server started for
+    /// that), then start a new server process on the same data and measure against it: memory
+    /// per connection without the cost of registering unknown chargers, as on a network whose
+    /// chargers are all known. Only with a server the bench starts itself
+    #[arg(long, conflicts_with = "server")]
+    pub registered: bool,
     /// Spread connections over source addresses 127.0.0.1 ..= 127.0.0.K
     #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u8).range(1..=254))]
     pub sources: u8,
@@ -104,7 +110,13 @@ pub async fn run_ocpp(args: OcppBenchArgs) -> Result<()> {
     let (url, server_pid) = match &args.server {
         Some(url) => (url.clone(), args.server_pid),
         None => {
-            let server = SpawnedServer::start().await?;
+            let dir = if args.registered {
+                let dir = register_chargers(&args).await?;
+                Some(dir)
+            } else {
+                None
+            };
+            let server = SpawnedServer::start(dir).await?;
             let pid = server.child.id();
             check_fd_limit(
                 "the spawned server",
@@ -125,6 +137,71 @@ pub async fn run_ocpp(args: OcppBenchArgs) -> Result<()> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(())
+}
+
+/// `--registered`: a first server registers every charger (connect, boot, close); it is then
+/// killed and its data directory handed to the server the run measures.
+async fn register_chargers(args: &OcppBenchArgs) -> Result<PathBuf> {
+    let mut server = SpawnedServer::start(None).await?;
+    check_fd_limit(
+        "the spawned server",
+        &proc_path(&server.child.id().to_string(), "limits"),
+        args.chargers,
+    )?;
+    let endpoint = Endpoint::resolve(&server.url)
+        .await
+        .context("failed to resolve the registering server")?;
+    let shared = Arc::new(Shared {
+        endpoint,
+        options: ConnectOptions {
+            password: args.password.clone(),
+            bind: None,
+            call_timeout: Duration::from_secs(args.call_timeout_secs.max(1)),
+            connect_timeout: Duration::from_secs(30),
+            ..ConnectOptions::default()
+        },
+        recorder: Arc::new(Recorder::default()),
+        connect_limit: Semaphore::new(args.connect_concurrency),
+        chargers: args.chargers,
+        sources: args.sources,
+        id_prefix: args.id_prefix.clone(),
+        interval: None,
+        errors: ErrorLog::default(),
+    });
+    let progress = bar(args.chargers as u64, "registering");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.chargers {
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let id = format!("{}-{:05}", shared.id_prefix, i + 1);
+            let cp = connect(i, &id, &shared).await?;
+            cp.close().await
+        });
+    }
+    let mut failed = 0usize;
+    while let Some(done) = tasks.join_next().await {
+        if !matches!(done, Ok(Ok(()))) {
+            failed += 1;
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} chargers could not be registered",
+            args.chargers
+        );
+    }
+    // The data directory outlives this server: the measured one opens it.
+    server
+        .child
+        .kill()
+        .context("failed to stop the registering server")?;
+    server
+        .child
+        .wait()
+        .context("failed to stop the registering server")?;
+    Ok(std::mem::take(&mut server.dir))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,6 +403,7 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
         },
         server: url.to_owned(),
         server_spawned: args.server.is_none(),
+        registered: args.registered,
         chargers: args.chargers,
         sources: args.sources,
         connect: ConnectReport {
@@ -359,7 +437,10 @@ async fn run(args: &OcppBenchArgs, url: &str, server_pid: Option<u32>) -> Result
             rss_after_kib: rss_after,
             per_connection_kib: per_conn(rss_before, rss_connected),
         },
-        bench_memory_per_connection_kib: per_conn(bench_rss_before, bench_rss_connected),
+        // After `--registered` the bench's own allocator is already warm from registering: its
+        // growth would understate what its connections cost.
+        bench_memory_per_connection_kib: per_conn(bench_rss_before, bench_rss_connected)
+            .filter(|_| !args.registered),
         server_cores: cores(cpu_start.0, cpu_end.0),
         bench_cores: cores(cpu_start.1, cpu_end.1),
         machine_cores: cores(cpu_start.2, cpu_end.2),
@@ -757,6 +838,8 @@ struct Report {
     mode: &'static str,
     server: String,
     server_spawned: bool,
+    /// `--registered`: the chargers were known to the server before it started.
+    registered: bool,
     chargers: usize,
     sources: u8,
     connect: ConnectReport,
@@ -886,6 +969,15 @@ impl Report {
         );
         let _ = writeln!(
             s,
+            "           {}",
+            if self.registered {
+                "chargers registered before the server started: connections only"
+            } else {
+                "chargers registered while connecting: includes registering them"
+            }
+        );
+        let _ = writeln!(
+            s,
             "           bench RSS {} KiB per connection",
             opt(self
                 .bench_memory_per_connection_kib
@@ -971,7 +1063,8 @@ struct SpawnedServer {
 }
 
 impl SpawnedServer {
-    async fn start() -> Result<SpawnedServer> {
+    /// Starts a server on a fresh data directory, or on `dir` (which it then owns).
+    async fn start(dir: Option<PathBuf>) -> Result<SpawnedServer> {
         let exe = std::env::current_exe().context("failed to find the chargeops executable")?;
         // Bind :0 to learn a free port, then give it to the server. Another process could take
         // it in between; on a bench machine that is unlikely, and the health check would say.
@@ -984,8 +1077,9 @@ impl SpawnedServer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("chargeops-bench-{}-{nanos}", std::process::id()));
+        let dir = dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("chargeops-bench-{}-{nanos}", std::process::id()))
+        });
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
         let log_path = dir.join("server.log");
@@ -1076,7 +1170,9 @@ impl SpawnedServer {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -20,7 +20,6 @@
 mod http;
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -303,10 +302,11 @@ fn encode(segment: &str) -> String {
     out
 }
 
+/// FNV-1a: the same in every build, so a seed gives the same cars and registers everywhere.
 fn stable_hash(s: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -803,7 +803,7 @@ impl RobotSim {
     ) -> Result<(), ClientError> {
         let clock = self.clock();
         let fleet = &self.spec.fleet;
-        cp.call(
+        let boot = cp.call(
             "BootNotification",
             &json!({
                 "chargePointVendor": "chargeops-sim",
@@ -813,6 +813,14 @@ impl RobotSim {
             }),
         )
         .await?;
+        // Heartbeats at the interval the platform asks for, in real time as the fleet's do.
+        let beat_every = StdDuration::from_secs(
+            boot.get("interval")
+                .and_then(Value::as_u64)
+                .unwrap_or(300)
+                .clamp(10, 3600),
+        );
+        let mut beat_due = Instant::now() + beat_every;
         let status = match (&io.tx, &robot.activity) {
             (Some(_), _) => "Charging",
             (None, Activity::Plugging { .. }) => "Preparing",
@@ -861,7 +869,11 @@ impl RobotSim {
                         .real_duration(Duration::minutes(1))
                         .max(StdDuration::from_secs(1));
             }
-            let mut wake = report_due;
+            if Instant::now() >= beat_due {
+                cp.call("Heartbeat", &json!({})).await?;
+                beat_due = Instant::now() + beat_every;
+            }
+            let mut wake = report_due.min(beat_due);
             if let Some(s) = robot.next_happening_s(fleet, io.dock) {
                 let real = clock.real_duration(Duration::milliseconds((s * 1000.0).ceil() as i64));
                 wake = wake.min(Instant::now() + real);

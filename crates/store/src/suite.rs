@@ -1155,16 +1155,16 @@ pub async fn documents_round_trip<S: Store>(store: S) {
     store
         .put_document("lot", "B", r#"{"bays":2}"#)
         .await
-        .unwrap();
+        .expect("document store");
     store
         .put_document("lot", "A", r#"{"bays":1}"#)
         .await
-        .unwrap();
+        .expect("document store");
     store.put_document("unit", "A", r#"[1,2]"#).await.expect("document store");
     store
         .put_document("lot", "A", r#"{"bays":3}"#)
         .await
-        .unwrap();
+        .expect("document store");
     assert_eq!(
         store.list_documents("lot").await.expect("document store"),
         vec![
