@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use chargeops_core::Event;
-use chargeops_dispatch::live::{Change, LiveLot};
+use chargeops_dispatch::live::{CarState, Change, LiveLot, Reported, Task};
+use chargeops_store::SessionFilter;
 
 use crate::AppState;
 
@@ -48,6 +49,9 @@ pub(super) fn spawn(state: Arc<AppState>, config: RobotsConfig) -> tokio::task::
     tokio::spawn(read(state.clone(), events, tx));
     tokio::spawn(run(state, config, rx))
 }
+
+/// Ticks between checks of the lots against the stored sessions.
+const RECONCILE_EVERY: u64 = 5;
 
 /// A session event of a robot's charge point.
 enum RobotSession {
@@ -126,6 +130,7 @@ async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms.clamp(10, 2000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tracing::info!(timeout_secs = config.timeout_secs, "robots task started");
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             session = sessions.recv() => match session {
@@ -143,7 +148,13 @@ async fn run(
                 }
                 None => break,
             },
-            _ = tick.tick() => on_tick(&state).await,
+            _ = tick.tick() => {
+                on_tick(&state).await;
+                ticks += 1;
+                if ticks % RECONCILE_EVERY == 0 {
+                    reconcile(&state).await;
+                }
+            }
         }
     }
 }
@@ -202,4 +213,160 @@ async fn on_tick(state: &AppState) {
         }
     }
     flush(state, &mut lots).await;
+}
+
+/// What the event bus may have lost, read back from the stored sessions: a car the lot thinks
+/// is charging from a robot that says it is not, or a robot standing at its car and saying it
+/// is idle. The sessions are the record (a charger's transaction is stored before it is
+/// acknowledged), so the lot catches up with them instead of waiting for ever.
+async fn reconcile(state: &AppState) {
+    // Candidates under the lock; the store is read without it.
+    let candidates: Vec<(String, String, Option<i64>, f64)> = {
+        let lots = state.robots.lots.lock().await;
+        let mut out = Vec::new();
+        for (station, l) in &lots.by_station {
+            for r in &l.robots {
+                let Task::Car { car } = &r.task else { continue };
+                let Some(c) = l.car(car) else { continue };
+                let at_car = l.lot.bay(c.bay).is_some_and(|b| b.dist(r.pos) < 5.0);
+                match c.state {
+                    CarState::Charging if r.reported != Reported::Charging => {
+                        out.push((station.clone(), r.id.clone(), c.session_id, c.arrival_s));
+                    }
+                    CarState::Assigned if r.reported == Reported::Idle && at_car => {
+                        out.push((station.clone(), r.id.clone(), None, c.arrival_s));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    };
+    for (station, robot, session_id, since_s) in candidates {
+        let session = match session_id {
+            Some(id) => state.store.get_session(id).await,
+            None => {
+                let since = chrono::DateTime::from_timestamp_micros((since_s * 1e6) as i64);
+                state
+                    .store
+                    .list_sessions(&SessionFilter {
+                        charger_id: Some(robot.clone()),
+                        since,
+                        limit: Some(1),
+                        ..SessionFilter::default()
+                    })
+                    .await
+                    .map(|mut v| v.pop())
+            }
+        };
+        let session = match session {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(robot = %robot, error = %e, "robot sessions not read back");
+                continue;
+            }
+        };
+        if session_id.is_none() {
+            let tag = session.id_tag.clone();
+            on_session(state, &station, &robot, |l, now| {
+                l.session_started(&robot, session.id, tag.as_deref(), now)
+            })
+            .await;
+        }
+        if session.stopped_at.is_some() {
+            tracing::info!(robot = %robot, station = %station, session_id = session.id, "robot session read back from the store");
+            on_session(state, &station, &robot, |l, now| {
+                l.session_stopped(&robot, session.id, session.energy_wh, now)
+            })
+            .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chargeops_core::{Live, Registration};
+    use chargeops_dispatch::live::{LiveLot, NewCar, Report, Reported};
+    use chargeops_dispatch::{Fleet, Lot};
+    use chargeops_gateway::{Gateway, GatewayConfig};
+    use chargeops_store::suite::{charger, start16, station, stop};
+    use chargeops_store::{SqliteStore, Store};
+
+    use super::{now_s, reconcile};
+    use crate::AppState;
+
+    /// A lot whose robot charged its car while the event bus lost both session events: the
+    /// stored session brings the lot up to date.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sessions_the_bus_lost_are_read_back_from_the_store() {
+        let dir = std::env::temp_dir().join(format!(
+            "chargeops-reconcile-{}",
+            chargeops_core::secret::random_hex(6)
+        ));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&dir).expect("store"));
+        store.upsert_station(&station("S1")).await.expect("station");
+        let mut robot = charger("R1", "S1");
+        robot.registration = Registration::Accepted;
+        store.insert_charger(&robot).await.expect("charger");
+        let live = Arc::new(Live::new());
+        let gateway = Gateway::new(store.clone(), live.clone(), GatewayConfig::default());
+        let state = AppState::new(store.clone(), live, gateway);
+
+        let now = now_s(&state);
+        let lot = Lot::service_area(10);
+        let dock = lot.dock;
+        let bay = lot.bays[3];
+        let mut l = LiveLot::new(lot, Fleet::default(), &["R1".to_owned()]).expect("lot");
+        let report = |x: f64, y: f64, state: Reported| Report {
+            x,
+            y,
+            battery_kwh: 150.0,
+            state,
+            car: None,
+        };
+        l.apply_report("R1", &report(dock.x, dock.y, Reported::Docked), now)
+            .expect("report");
+        l.add_car(
+            NewCar {
+                id: "c0ffee".to_owned(),
+                bay: 3,
+                energy_kwh: 20.0,
+                max_power_kw: 120.0,
+                plate: None,
+                patience_s: None,
+            },
+            now,
+        )
+        .expect("car");
+        l.dispatch(now);
+        assert_eq!(l.car("c0ffee").map(|c| c.robot.as_deref()), Some(Some("R1")));
+        // At the car it says it is idle: it has charged and unplugged, unheard.
+        l.apply_report("R1", &report(bay.x, bay.y, Reported::Idle), now + 1.0)
+            .expect("report");
+        {
+            let mut lots = state.robots.lots.lock().await;
+            lots.loaded = true;
+            lots.by_station.insert("S1".to_owned(), l);
+        }
+        let mut start = start16("R1", 1, 0, 1_000);
+        start.started_at = state.live.now();
+        start.id_tag = Some("c0ffee".to_owned());
+        let started = store.start_session(&start).await.expect("start");
+        let mut end = stop(0, Some(21_000));
+        end.stopped_at = state.live.now();
+        store
+            .stop_session(started.session.id, &end)
+            .await
+            .expect("stop");
+
+        reconcile(&state).await;
+        let lots = state.robots.lots.lock().await;
+        let car = lots.by_station["S1"].car("c0ffee").expect("car kept");
+        assert_eq!(car.state, chargeops_dispatch::live::CarState::Served, "{car:?}");
+        drop(lots);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
