@@ -25,6 +25,7 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Awaitable, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
@@ -137,22 +138,13 @@ class Fleet:
         await asyncio.gather(*(self.disconnect(c) for c in list(self.cps)), return_exceptions=True)
 
 
-async def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--plan", required=True)
-    ap.add_argument("--parallel", type=int, default=48)
-    args = ap.parse_args()
-    plan = json.loads(Path(args.plan).read_text())
-    fleet = Fleet(args.port)
-    gate = asyncio.Semaphore(args.parallel)
-
-    async def one(spec):
-        async with gate:
-            await fleet.play(spec)
-
+async def serve(fleet: Fleet, setup: Callable[[], Awaitable[None]],
+                handle: Callable[[str, dict], Awaitable[str]], quit_reply: str = "") -> int:
+    """Runs `setup`, then answers the test's commands on stdin until `quit` or the end of
+    input: `READY <n>` once set up (`FAILED ...` and exit 1 if that failed), then per command
+    `OK <seq>` followed by what `handle` returns (`quit_reply` for `quit`) or `ERR <seq> ...`."""
     try:
-        await asyncio.gather(*(one(s) for s in plan["chargers"]))
+        await setup()
     except BaseException as e:  # noqa: BLE001 - reported to the test, which fails
         print(f"FAILED {e!r}", flush=True)
         await fleet.close()
@@ -174,20 +166,43 @@ async def main() -> int:
         try:
             op = cmd["op"]
             if op == "quit":
-                print(f"OK {seq}", flush=True)
+                print(f"OK {seq}{quit_reply}", flush=True)
                 break
-            if op == "status":
-                await fleet.status(cmd["charger"], int(cmd["connector"]), cmd["status"],
-                                   cmd.get("error_code", "NoError"))
-            elif op == "disconnect":
-                await fleet.disconnect(cmd["charger"])
-            else:
-                raise ValueError(f"unknown op {op!r}")
-            print(f"OK {seq}", flush=True)
+            print(f"OK {seq}{await handle(op, cmd)}", flush=True)
         except Exception as e:  # noqa: BLE001 - reported to the test
             print(f"ERR {seq} {e!r}", flush=True)
     await fleet.close()
     return 0
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--plan", required=True)
+    ap.add_argument("--parallel", type=int, default=48)
+    args = ap.parse_args()
+    plan = json.loads(Path(args.plan).read_text())
+    fleet = Fleet(args.port)
+    gate = asyncio.Semaphore(args.parallel)
+
+    async def one(spec):
+        async with gate:
+            await fleet.play(spec)
+
+    async def setup():
+        await asyncio.gather(*(one(s) for s in plan["chargers"]))
+
+    async def handle(op: str, cmd: dict) -> str:
+        if op == "status":
+            await fleet.status(cmd["charger"], int(cmd["connector"]), cmd["status"],
+                               cmd.get("error_code", "NoError"))
+        elif op == "disconnect":
+            await fleet.disconnect(cmd["charger"])
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        return ""
+
+    return await serve(fleet, setup, handle)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,13 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 
 import { REPO, startServer } from './lib/server.mjs';
+import { startHelper } from './lib/fleet.mjs';
 import { launch, newPage, waitUntil } from './lib/browser.mjs';
 
 const SHOTS = join(REPO, 'docs', 'screenshots');
-const PYTHON = process.env.CHARGEOPS_PYTHON || join(REPO, '.venv', 'bin', 'python');
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const STATION = 'g4-zhaoshan-n';
 const QUIET = 'g4-zhaoshan-s';
@@ -42,51 +39,8 @@ let helper;
 let beat;
 
 /** The robots' charging side: tests/browser/robots.py, one command a line. */
-async function startRobots() {
-  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} not found: scripts/test creates .venv with the ocpp package`);
-  const planPath = join(server.dir, 'robots-plan.json');
-  writeFileSync(planPath, JSON.stringify({ robots: ROBOTS.map(({ id, password }) => ({ id, password })) }));
-  const proc = spawn(PYTHON, [join(REPO, 'tests', 'browser', 'robots.py'), '--port', String(server.port), '--plan', planPath], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr = (stderr + d).slice(-6000); });
-  const waiting = new Map();
-  let ready;
-  const readyP = new Promise((ok, fail) => { ready = { ok, fail }; });
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    const [word, seq, ...rest] = line.split(' ');
-    if (word === 'READY') ready.ok();
-    else if (word === 'FAILED') ready.fail(new Error(`robots failed: ${line}\n${stderr}`));
-    else if (word === 'OK' || word === 'ERR') {
-      const w = waiting.get(Number(seq));
-      waiting.delete(Number(seq));
-      if (w) (word === 'OK' ? w.ok(JSON.parse(rest.join(' ') || '{}')) : w.fail(new Error(`robots: ${rest.join(' ')}`)));
-    }
-  });
-  proc.on('exit', (code) => {
-    ready.fail(new Error(`robots exited with ${code}\n${stderr}`));
-    for (const w of waiting.values()) w.fail(new Error(`robots exited with ${code}\n${stderr}`));
-  });
-  const timer = setTimeout(() => ready.fail(new Error(`robots not ready\n${stderr}`)), 60_000);
-  try { await readyP; } finally { clearTimeout(timer); }
-  let seq = 0;
-  const send = (cmd) => new Promise((ok, fail) => {
-    const s = ++seq;
-    waiting.set(s, { ok, fail });
-    proc.stdin.write(`${JSON.stringify({ ...cmd, seq: s })}\n`);
-  });
-  return {
-    send,
-    async stop() {
-      if (proc.exitCode != null) return;
-      const gone = new Promise((r) => proc.once('exit', r));
-      send({ op: 'quit' }).catch(() => {});
-      proc.stdin.end();
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-      if (proc.exitCode == null) proc.kill('SIGKILL');
-    },
-  };
+function startRobots() {
+  return startHelper('robots', server, { robots: ROBOTS.map(({ id, password }) => ({ id, password })) }, { timeoutMs: 60_000 });
 }
 
 /** One robot report, as its controller sends it: HTTP Basic with the charger's credentials. */

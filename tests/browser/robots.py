@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import ENERGY, Fleet  # noqa: E402
+from fleet import ENERGY, Fleet, serve  # noqa: E402
 from ocpp.v16 import call as call16  # noqa: E402
 
 
@@ -79,47 +79,25 @@ async def main() -> int:
     plan = json.loads(Path(args.plan).read_text())
     fleet = Fleet(args.port)
     robots = Robots(fleet)
-    try:
+
+    async def setup():
         for spec in plan["robots"]:
             await fleet.connect({"id": spec["id"], "password": spec["password"], "version": "1.6",
                                  "vendor": "chargeops-test", "model": "Robot120"})
             await robots.status(spec["id"], "Available")
-    except BaseException as e:  # noqa: BLE001 - reported to the test, which fails
-        print(f"FAILED {e!r}", flush=True)
-        await fleet.close()
-        return 1
-    print(f"READY {len(fleet.cps)}", flush=True)
 
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        try:
-            cmd = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        seq = cmd.get("seq", 0)
-        try:
-            op = cmd["op"]
-            if op == "quit":
-                print(f"OK {seq} {{}}", flush=True)
-                break
-            if op == "start":
-                out = await robots.start(cmd["robot"], cmd["id_tag"], int(cmd["meter_wh"]))
-            elif op == "meter":
-                out = await robots.meter(cmd["robot"], int(cmd["meter_wh"]), int(cmd.get("power_w", 0)))
-            elif op == "stop":
-                out = await robots.stop(cmd["robot"], int(cmd["meter_wh"]), cmd.get("reason", "EVDisconnected"))
-            else:
-                raise ValueError(f"unknown op {op!r}")
-            print(f"OK {seq} {json.dumps(out)}", flush=True)
-        except Exception as e:  # noqa: BLE001 - reported to the test
-            print(f"ERR {seq} {e!r}", flush=True)
-    await fleet.close()
-    return 0
+    async def handle(op: str, cmd: dict) -> str:
+        if op == "start":
+            out = await robots.start(cmd["robot"], cmd["id_tag"], int(cmd["meter_wh"]))
+        elif op == "meter":
+            out = await robots.meter(cmd["robot"], int(cmd["meter_wh"]), int(cmd.get("power_w", 0)))
+        elif op == "stop":
+            out = await robots.stop(cmd["robot"], int(cmd["meter_wh"]), cmd.get("reason", "EVDisconnected"))
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        return f" {json.dumps(out)}"
+
+    return await serve(fleet, setup, handle, quit_reply=" {}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 
-import { BINARY, REPO, freePort } from './lib/server.mjs';
+import { REPO } from './lib/server.mjs';
+import { startDemo } from './lib/demo.mjs';
 import { launch, newPage, waitUntil } from './lib/browser.mjs';
 
 const SHOTS = join(REPO, 'docs', 'screenshots');
@@ -21,9 +19,7 @@ const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isM
 let demo;
 let browser;
 let base;
-const token = `browser-${randomBytes(16).toString('hex')}`;
-const dir = mkdtempSync(join(tmpdir(), 'chargeops-units-'));
-const logPath = join(dir, 'demo.log');
+let token;
 
 async function api(method, path, body) {
   const r = await fetch(`${base}/api/v1${path}`, {
@@ -37,18 +33,8 @@ async function api(method, path, body) {
 }
 
 before(async () => {
-  const port = await freePort();
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CHARGEOPS_')));
-  const log = openSync(logPath, 'a');
-  demo = spawn(BINARY, ['demo', '--headless', '--listen', `127.0.0.1:${port}`, '--data-dir', join(dir, 'data'),
-    '--scenario', 'spring-festival', '--history-weeks', '1', '--speed', '60', '--seed', '5'], {
-    cwd: dir, env: { ...cleanEnv, RUST_LOG: 'warn', CHARGEOPS_ADMIN_TOKEN: token }, stdio: ['ignore', log, log],
-  });
-  base = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => {
-    if (demo.exitCode != null) throw new Error(`demo exited\n${readFileSync(logPath, 'utf8').slice(-3000)}`);
-    try { return (await fetch(`${base}/healthz`)).ok; } catch { return false; }
-  }, { timeout: 120_000, interval: 250, what: 'demo up' });
+  demo = await startDemo('units');
+  ({ base, token } = demo);
   // The first plan (every station's forecast fitted, then planned).
   await waitUntil(async () => (await api('GET', '/mobile-units/plan')).version >= 1,
     { timeout: 120_000, interval: 500, what: 'a first plan' });
@@ -57,12 +43,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (demo && demo.exitCode == null) {
-    demo.kill('SIGINT');
-    await Promise.race([new Promise((r) => demo.once('exit', r)), new Promise((r) => setTimeout(r, 10_000))]);
-    if (demo.exitCode == null) demo.kill('SIGKILL');
-  }
-  if (!process.env.CHARGEOPS_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+  await demo?.stop();
 });
 
 async function openMap(options) {

@@ -21,7 +21,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import requests
 from websockets.asyncio.client import connect as ws_connect
@@ -353,6 +353,44 @@ def wait_until(fn: Callable[[], Any], timeout: float = WAIT, interval: float = 0
 
 async def await_until(fn: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
     return await asyncio.to_thread(wait_until, fn, timeout, 0.05, what)
+
+
+@contextlib.contextmanager
+def demo_process(data: Path, token: str, args: list[str], *, env: dict[str, str] | None = None,
+                 timeout: float = 180) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`chargeops demo --headless` with `args` on a free port, its data in `data`/data and its
+    output in `data`/demo.log, with `token` as its admin token and otherwise the environment
+    `env` (this process's by default). Yields the process and its base URL once /healthz
+    answers; interrupts it afterwards as an operator would."""
+    port = free_port()
+    log = open(data / "demo.log", "w")
+    proc = subprocess.Popen(
+        [str(BINARY), "demo", "--headless", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data / "data"),
+         *args],
+        stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ if env is None else env, CHARGEOPS_ADMIN_TOKEN=token),
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        if proc.poll() is not None:
+            raise ServerError(f"demo exited before it was up\n{(data / 'demo.log').read_text()[-3000:]}")
+        try:
+            return requests.get(base + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(up, timeout=timeout, interval=0.5, what="demo platform up")
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
 
 
 # --------------------------------------------------------------------------------------------

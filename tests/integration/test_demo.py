@@ -6,7 +6,6 @@ password) against its own platform; everything here is checked through the publi
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import time
 import pytest
 import requests
 
-from harness import BINARY, REPO, free_port, wait_until
+from harness import BINARY, REPO, demo_process, free_port, wait_until
 
 TOKEN = "demo-test-token-0123456789"
 # Hunan's bounding box, generously rounded.
@@ -26,39 +25,17 @@ LON = (108.7, 114.4)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     data = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    log = open(data / "demo.log", "w")
-    env = dict(os.environ, CHARGEOPS_ADMIN_TOKEN=TOKEN)
-    proc = subprocess.Popen(
-        [str(BINARY), "demo", "--headless", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(data / "data"), "--speed", "600", "--scenario", "spring-festival",
-         "--sim-hours", "48", "--seed", "3"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def api(path, **params):
-        r = requests.get(base + path, params=params, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-        r.raise_for_status()
-        return r.json()
-
-    def up():
-        try:
-            return requests.get(base + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return proc.poll() is not None and pytest.fail(open(data / "demo.log").read()[-3000:])
-
+    args = ["--speed", "600", "--scenario", "spring-festival", "--sim-hours", "48", "--seed", "3"]
     # Eight weeks of history (1.5 million sessions) are simulated and imported first: most of a
     # minute on two busy cores.
-    wait_until(up, timeout=150, what="demo platform up")
-    yield proc, api, data / "demo.log"
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    log.close()
+    with demo_process(data, TOKEN, args, timeout=150) as (proc, base):
+
+        def api(path, **params):
+            r = requests.get(base + path, params=params, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+            r.raise_for_status()
+            return r.json()
+
+        yield proc, api, data / "demo.log"
 
 
 def test_the_province_network_is_there_with_positions_in_hunan(demo):

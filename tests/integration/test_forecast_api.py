@@ -6,15 +6,13 @@ through their public interfaces, including bad input.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from harness import BINARY, free_port, wait_until
+from harness import BINARY, demo_process
 
 TOKEN = "forecast-test-token-0123456789"
 STATION = "g4-changsha-s"
@@ -24,32 +22,10 @@ CST = timezone(timedelta(hours=8))
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     data = tmp_path_factory.mktemp("forecast-demo")
-    port = free_port()
-    log = open(data / "demo.log", "w")
-    env = dict(os.environ, CHARGEOPS_ADMIN_TOKEN=TOKEN)
-    proc = subprocess.Popen(
-        [str(BINARY), "demo", "--headless", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(data / "data"), "--speed", "120", "--scenario", "spring-festival",
-         "--history-weeks", "4", "--sim-hours", "200", "--seed", "4"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(base + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return proc.poll() is not None and pytest.fail(open(data / "demo.log").read()[-3000:])
-
-    wait_until(up, timeout=180, interval=0.5, what="demo platform up")
-    yield base, data
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    log.close()
+    args = ["--speed", "120", "--scenario", "spring-festival", "--history-weeks", "4", "--sim-hours", "200",
+            "--seed", "4"]
+    with demo_process(data, TOKEN, args) as (_, base):
+        yield base, data
 
 
 def get(base, path, token=TOKEN, **params):

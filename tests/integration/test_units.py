@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import csv
 import os
-import signal
-import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -27,7 +25,7 @@ import pytest
 import requests
 
 from chargepoints import charge_point
-from harness import BINARY, REPO, EventStream, free_port, wait_until
+from harness import REPO, EventStream, demo_process, wait_until
 
 PW = "units-test-password-16"
 TAG = "UNITS-TAG-1"
@@ -396,35 +394,12 @@ def demo(tmp_path_factory):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(r for r in rows if r["highway"] == "G4" and 50 <= float(r["km"]) <= 470)
-    port = free_port()
-    log = open(data / "demo.log", "w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEOPS_")}
-    env.update(CHARGEOPS_ADMIN_TOKEN=DEMO_TOKEN, CHARGEOPS_LOG="info,chargeops_gateway=warn")
-    proc = subprocess.Popen(
-        [str(BINARY), "demo", "--headless", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data / "data"),
-         "--network", str(net), "--scenario", "spring-festival", "--history-weeks", "1", "--speed", "600",
-         "--seed", "3"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if proc.poll() is not None:
-            pytest.fail(open(data / "demo.log").read()[-3000:])
-        try:
-            return requests.get(base + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until(up, timeout=180, interval=0.5, what="demo platform up")
-    yield base, data
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    log.close()
+    env.update(CHARGEOPS_LOG="info,chargeops_gateway=warn")
+    args = ["--network", str(net), "--scenario", "spring-festival", "--history-weeks", "1", "--speed", "600",
+            "--seed", "3"]
+    with demo_process(data, DEMO_TOKEN, args, env=env) as (_, base):
+        yield base, data
 
 
 def dget(base, path):

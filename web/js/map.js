@@ -3,9 +3,8 @@
 // group (and a CSS variable that keeps markers the same size on screen), so moving the map
 // costs the same with 50 stations or 5,000.
 
-import { nameLines, directionLabel, sideOffset, total } from './names.js';
+import { svg, nameLines, directionLabel, sideOffset, total } from './names.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const WORLD = 65536; // Web Mercator pixels at zoom 8
 const BASE_ZOOM = 8;
 
@@ -14,16 +13,6 @@ function mercator(lon, lat) {
   const x = ((lon + 180) / 360) * WORLD;
   const y = ((1 - Math.log(Math.tan(phi) + 1 / Math.cos(phi)) / Math.PI) / 2) * WORLD;
   return [x, y];
-}
-
-function svg(tag, attrs = {}) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    // Through the CSSOM: the page's Content-Security-Policy forbids style attributes.
-    if (k === 'style') e.style.cssText = v;
-    else e.setAttribute(k, v);
-  }
-  return e;
 }
 
 /** Every ring/line of a GeoJSON geometry as arrays of [lon, lat]. */

@@ -160,3 +160,16 @@ export function el(tag, attrs = {}, ...children) {
   }
   return e;
 }
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** An SVG element with `attrs` set; `style` goes through the CSSOM. */
+export function svg(tag, attrs = {}) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    // Through the CSSOM: the page's Content-Security-Policy forbids style attributes.
+    if (k === 'style') e.style.cssText = v;
+    else e.setAttribute(k, v);
+  }
+  return e;
+}

@@ -6,20 +6,9 @@
 // positions from `/mobile-units`, re-read every few seconds while units drive.
 
 import { api } from './api.js';
-import { el, nameLines, formatClock, fmtInt } from './names.js';
+import { el, svg, nameLines, formatClock, fmtInt } from './names.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const POSITIONS_MS = 5_000;
-
-function svg(tag, attrs = {}) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    // Through the CSSOM: the page's Content-Security-Policy forbids style attributes.
-    if (k === 'style') e.style.cssText = v;
-    else e.setAttribute(k, v);
-  }
-  return e;
-}
 
 // Icons drawn around (0, 0) in screen pixels; CSS scales them by 1/k so they keep their size.
 const ICONS = {

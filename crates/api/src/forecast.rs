@@ -536,10 +536,28 @@ pub(crate) async fn arrivals_per_hour(
     Ok((secs > 0.0).then(|| cars / secs * 3600.0))
 }
 
+/// Connectors of a station as the forecasts count them.
 fn connectors_of(state: &AppState, id: &str) -> u32 {
     let known = state.live.station_counts(id).map_or(0, |c| c.total());
     let chargers = state.live.station_chargers(id);
     u32::try_from(known.max(chargers)).unwrap_or(u32::MAX)
+}
+
+/// The forecasts of `stations` for `hours` from `now`, in their order.
+pub(crate) async fn forecasts_of(
+    state: &AppState,
+    now: DateTime<Utc>,
+    stations: &[Station],
+    hours: usize,
+) -> ApiResult<Vec<Arc<SiteForecast>>> {
+    let ids = stations
+        .iter()
+        .map(|s| (s.id.clone(), connectors_of(state, &s.id)))
+        .collect();
+    state
+        .forecasts
+        .forecast_many(state.store.as_ref(), now, ids, hours)
+        .await
 }
 
 async fn station(state: &AppState, id: &str) -> ApiResult<Station> {
@@ -696,14 +714,7 @@ async fn all_forecasts(
 ) -> ApiResult<(DateTime<Utc>, Vec<(Station, Arc<SiteForecast>)>)> {
     let now = state.live.now();
     let stations = state.store.list_stations().await?;
-    let ids = stations
-        .iter()
-        .map(|s| (s.id.clone(), connectors_of(state, &s.id)))
-        .collect();
-    let fcs = state
-        .forecasts
-        .forecast_many(state.store.as_ref(), now, ids, hours)
-        .await?;
+    let fcs = forecasts_of(state, now, &stations, hours).await?;
     Ok((now, stations.into_iter().zip(fcs).collect()))
 }
 

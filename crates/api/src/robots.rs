@@ -117,12 +117,26 @@ impl Lots {
             .ok_or_else(|| ApiError::not_found(format!("station {station} has no robot lot")))
     }
 
-    /// The lot holding car `id`.
-    fn station_of_car(&self, id: &str) -> Option<String> {
-        self.by_station
-            .iter()
-            .find(|(_, l)| l.car(id).is_some())
-            .map(|(s, _)| s.clone())
+    /// The lot holding car `id`; not found for an id that was never handed out.
+    fn station_of_car(&self, id: &str) -> ApiResult<String> {
+        valid_car_id(id)
+            .then(|| {
+                self.by_station
+                    .iter()
+                    .find(|(_, l)| l.car(id).is_some())
+                    .map(|(s, _)| s.clone())
+            })
+            .flatten()
+            .ok_or_else(|| ApiError::not_found("car not found"))
+    }
+
+    /// Car `id` of the lot of `station` as its driver sees it.
+    fn car_json(&self, station: &str, id: &str, now: f64) -> ApiResult<Json<Value>> {
+        let l = self.lot(station)?;
+        let c = l
+            .car(id)
+            .ok_or_else(|| ApiError::not_found("car not found"))?;
+        Ok(Json(car_view(station, l, c, now)))
     }
 }
 
@@ -163,6 +177,13 @@ async fn ensure_loaded(state: &AppState, lots: &mut Lots) -> ApiResult<()> {
     lots.loaded = true;
     state.robots.index(lots);
     Ok(())
+}
+
+/// The lots, locked and read from the store the first time.
+async fn loaded_lots(state: &AppState) -> ApiResult<tokio::sync::MutexGuard<'_, Lots>> {
+    let mut lots = state.robots.lots.lock().await;
+    ensure_loaded(state, &mut lots).await?;
+    Ok(lots)
 }
 
 async fn store_lot(state: &AppState, station: &str, lot: &LiveLot) -> ApiResult<()> {
@@ -373,8 +394,7 @@ pub(crate) async fn get_lot(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
+    let lots = loaded_lots(&state).await?;
     let l = lots.lot(&id)?;
     Ok(Json(view_of(&state, &id, l, now_s(&state))))
 }
@@ -455,8 +475,7 @@ pub(crate) async fn put_lot(
         }
     }
     let now = now_s(&state);
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
+    let mut lots = loaded_lots(&state).await?;
     let (mut next, change) = match lots.by_station.get(&id) {
         Some(old) => {
             let mut next = old.clone();
@@ -491,8 +510,7 @@ pub(crate) async fn delete_lot(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_role(&[Role::Admin])?;
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
+    let mut lots = loaded_lots(&state).await?;
     lots.lot(&id)?;
     state.store.delete_document(KIND, &id).await?;
     lots.by_station.remove(&id);
@@ -514,6 +532,18 @@ struct AssignBody {
     car: String,
 }
 
+/// A change staff make to the lot of `station` (see [`change_lot`]), answered with the lot.
+async fn staff_change(
+    state: &AppState,
+    station: &str,
+    change: impl FnOnce(&mut LiveLot, f64) -> Result<Option<Change>, LiveError>,
+) -> ApiResult<Json<Value>> {
+    let now = now_s(state);
+    let mut lots = loaded_lots(state).await?;
+    change_lot(state, &mut lots, station, now, |l| change(l, now)).await?;
+    Ok(Json(view_of(state, station, lots.lot(station)?, now)))
+}
+
 pub(crate) async fn assign(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -522,15 +552,12 @@ pub(crate) async fn assign(
 ) -> ApiResult<Json<Value>> {
     caller.require_role(STAFF)?;
     let b: AssignBody = body(&bytes)?;
-    let now = now_s(&state);
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
-    change_lot(&state, &mut lots, &id, now, |l| {
+    let view = staff_change(&state, &id, |l, now| {
         l.assign(&b.robot, &b.car, now).map(Some)
     })
     .await?;
     tracing::info!(station = %id, robot = %b.robot, car = %b.car, by = %caller.name, "robot sent to a car by hand");
-    Ok(Json(view_of(&state, &id, lots.lot(&id)?, now)))
+    Ok(view)
 }
 
 #[derive(Deserialize)]
@@ -547,12 +574,9 @@ pub(crate) async fn release(
 ) -> ApiResult<Json<Value>> {
     caller.require_role(STAFF)?;
     let b: ReleaseBody = body(&bytes)?;
-    let now = now_s(&state);
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
-    change_lot(&state, &mut lots, &id, now, |l| l.release(&b.robot)).await?;
+    let view = staff_change(&state, &id, |l, _| l.release(&b.robot)).await?;
     tracing::info!(station = %id, robot = %b.robot, by = %caller.name, "robot released from its car");
-    Ok(Json(view_of(&state, &id, lots.lot(&id)?, now)))
+    Ok(view)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,8 +608,7 @@ async fn add_car(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: CarBody = body(&bytes)?;
     let now = now_s(&state);
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
+    let mut lots = loaded_lots(&state).await?;
     let car_id = random_hex(12);
     let new = NewCar {
         id: car_id.clone(),
@@ -617,17 +640,9 @@ async fn get_car(
     Path(car): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let now = now_s(&state);
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
-    let station = valid_car_id(&car)
-        .then(|| lots.station_of_car(&car))
-        .flatten()
-        .ok_or_else(|| ApiError::not_found("car not found"))?;
-    let l = lots.lot(&station)?;
-    let c = l
-        .car(&car)
-        .ok_or_else(|| ApiError::not_found("car not found"))?;
-    Ok(Json(car_view(&station, l, c, now)))
+    let lots = loaded_lots(&state).await?;
+    let station = lots.station_of_car(&car)?;
+    lots.car_json(&station, &car, now)
 }
 
 async fn cancel_car(
@@ -635,22 +650,15 @@ async fn cancel_car(
     Path(car): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let now = now_s(&state);
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
-    let station = valid_car_id(&car)
-        .then(|| lots.station_of_car(&car))
-        .flatten()
-        .ok_or_else(|| ApiError::not_found("car not found"))?;
+    let mut lots = loaded_lots(&state).await?;
+    let station = lots.station_of_car(&car)?;
     change_lot(&state, &mut lots, &station, now, |l| {
         l.cancel_car(&car, now)
     })
     .await?;
-    let l = lots.lot(&station)?;
-    let c = l
-        .car(&car)
-        .ok_or_else(|| ApiError::not_found("car not found"))?;
+    let view = lots.car_json(&station, &car, now)?;
     tracing::info!(station = %station, car = %car, "car left the robot lot");
-    Ok(Json(car_view(&station, l, c, now)))
+    Ok(view)
 }
 
 #[derive(Deserialize)]
@@ -704,8 +712,7 @@ async fn report(
     };
     let now = now_s(&state);
     let station = charger.station_id;
-    let mut lots = state.robots.lots.lock().await;
-    ensure_loaded(&state, &mut lots).await?;
+    let mut lots = loaded_lots(&state).await?;
     let mut next = match lots.by_station.get(&station) {
         Some(l) if l.robot(&robot).is_some() => l.clone(),
         _ => {

@@ -341,19 +341,12 @@ pub(crate) async fn create_charger(
             new.station_id
         )));
     }
-    let charger = Charger {
-        id: new.id,
-        station_id: new.station_id,
-        protocol: None,
-        vendor: None,
-        model: None,
-        serial_number: None,
-        firmware_version: None,
-        registration: Registration::Accepted,
-        password_hash: new.password.as_deref().map(hash_secret),
-        created_at: state.live.now(),
-        last_boot_at: None,
-    };
+    let charger = Charger::registered(
+        new.id,
+        new.station_id,
+        new.password.as_deref().map(hash_secret),
+        state.live.now(),
+    );
     state.store.insert_charger(&charger).await?;
     if let Some(k) = &new.ykc_key {
         state

@@ -57,7 +57,7 @@ use chargeops_dispatch::province::{
 use chargeops_forecast::SiteForecast;
 
 use crate::error::{ApiResult, body, query};
-use crate::forecast::hour_of;
+use crate::forecast::{forecasts_of, hour_of};
 use crate::{ApiError, AppState, Caller};
 
 /// Store document kind of a unit; the document id is the unit id.
@@ -481,13 +481,6 @@ struct Inputs {
     fits: HashMap<String, Arc<SiteForecast>>,
 }
 
-/// Connectors of a station as the forecasts count them.
-fn connectors_of(state: &AppState, id: &str) -> u32 {
-    let known = state.live.station_counts(id).map_or(0, |c| c.total());
-    let chargers = state.live.station_chargers(id);
-    u32::try_from(known.max(chargers)).unwrap_or(u32::MAX)
-}
-
 /// Connectors in service: the ones known, or one per charger when none is known yet, less the
 /// faulted and unavailable (see the module doc).
 fn in_service(state: &AppState, id: &str) -> f64 {
@@ -500,14 +493,7 @@ async fn inputs(state: &AppState, horizon: usize) -> ApiResult<Inputs> {
     let now = state.live.now();
     let origin = hour_of(now);
     let stations = placed_stations(state).await?;
-    let ids = stations
-        .iter()
-        .map(|s| (s.id.clone(), connectors_of(state, &s.id)))
-        .collect();
-    let fcs = state
-        .forecasts
-        .forecast_many(state.store.as_ref(), now, ids, horizon)
-        .await?;
+    let fcs = forecasts_of(state, now, &stations, horizon).await?;
     let mut sites = Vec::with_capacity(stations.len());
     let mut fits = HashMap::with_capacity(stations.len());
     for (s, f) in stations.iter().zip(fcs) {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use chargeops_core::network_file::{HUNAN, NetworkSpec, parse_network};
 use chargeops_core::secret::{derive_password, hash_secret, random_hex};
-use chargeops_core::{Charger, Clock, IdTag, IdTagStatus, Registration, Station};
+use chargeops_core::{Charger, Clock, IdTag, IdTagStatus, Station};
 use chargeops_gateway::RegistrationPolicy;
 use chargeops_sim::client::Endpoint;
 use chargeops_sim::fleet::{self, FleetConfig, FleetStats};
@@ -174,19 +174,8 @@ async fn seed(
             let secret = secret.to_owned();
             let store = store.clone();
             set.spawn(async move {
-                let charger = Charger {
-                    password_hash: (!ykc).then(|| hash_secret(&derive_password(&secret, &id))),
-                    id,
-                    station_id,
-                    protocol: None,
-                    vendor: None,
-                    model: None,
-                    serial_number: None,
-                    firmware_version: None,
-                    registration: Registration::Accepted,
-                    created_at: now,
-                    last_boot_at: None,
-                };
+                let password_hash = (!ykc).then(|| hash_secret(&derive_password(&secret, &id)));
+                let charger = Charger::registered(id, station_id, password_hash, now);
                 match store.insert_charger(&charger).await {
                     Err(e) if e.kind() != ErrorKind::Conflict => Err(e),
                     _ => Ok(()),

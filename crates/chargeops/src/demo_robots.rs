@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use chargeops_core::network_file::NetworkSpec;
 use chargeops_core::secret::{derive_password, hash_secret};
-use chargeops_core::{Charger, Clock, Registration};
+use chargeops_core::{Charger, Clock};
 use chargeops_sim::client::Endpoint;
 use chargeops_sim::robots::{self, LotSpec, RobotStats, RobotsConfig};
 use chargeops_sim::traffic::Scenario;
@@ -49,19 +49,12 @@ pub async fn seed(store: &Arc<dyn Store>, lots: &[LotSpec], secret: &str) -> Res
     let now = Utc::now();
     for lot in lots {
         for id in &lot.robots {
-            let charger = Charger {
-                id: id.clone(),
-                station_id: lot.station_id.clone(),
-                password_hash: Some(hash_secret(&derive_password(secret, id))),
-                protocol: None,
-                vendor: None,
-                model: None,
-                serial_number: None,
-                firmware_version: None,
-                registration: Registration::Accepted,
-                created_at: now,
-                last_boot_at: None,
-            };
+            let charger = Charger::registered(
+                id.clone(),
+                lot.station_id.clone(),
+                Some(hash_secret(&derive_password(secret, id))),
+                now,
+            );
             match store.insert_charger(&charger).await {
                 Err(e) if e.kind() != ErrorKind::Conflict => return Err(e.into()),
                 _ => {}

@@ -139,6 +139,31 @@ pub struct Charger {
     pub last_boot_at: Option<DateTime<Utc>>,
 }
 
+impl Charger {
+    /// A charger registered at `created_at` to a station and accepted, before its first boot:
+    /// nothing known yet of what it is.
+    pub fn registered(
+        id: String,
+        station_id: String,
+        password_hash: Option<String>,
+        created_at: DateTime<Utc>,
+    ) -> Charger {
+        Charger {
+            id,
+            station_id,
+            protocol: None,
+            vendor: None,
+            model: None,
+            serial_number: None,
+            firmware_version: None,
+            registration: Registration::Accepted,
+            password_hash,
+            created_at,
+            last_boot_at: None,
+        }
+    }
+}
+
 /// What a charger reports about itself in a boot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BootInfo {

@@ -880,13 +880,7 @@ impl LiveLot {
             .position(|w| w.id == ci)
             .map(|_| ci)
             .unwrap_or(usize::MAX);
-        let view = View {
-            now,
-            lot: &next.lot,
-            fleet: &next.fleet,
-            robots: &robots,
-            waiting: &waiting,
-        };
+        let view = next.view(now, &robots, &waiting);
         view.check_assignment(ri, car_index).map_err(|e| match e {
             DispatchError::Assignment { reason, .. } => {
                 LiveError::Conflict(format!("robot {robot} cannot take car {car}: {reason}"))
@@ -990,6 +984,18 @@ impl LiveLot {
     // -----------------------------------------------------------------------------------------
     // Dispatch.
 
+    /// What the policy decides on: this lot's layout and fleet with `robots` and `waiting` (see
+    /// [`LiveLot::views`]) at `now`.
+    fn view<'a>(&'a self, now: f64, robots: &'a [RobotView], waiting: &'a [CarView]) -> View<'a> {
+        View {
+            now,
+            lot: &self.lot,
+            fleet: &self.fleet,
+            robots,
+            waiting,
+        }
+    }
+
     /// The lot as the policy sees it: robot `i` of the views is `self.robots[i]`, a car view's
     /// id is the car's index in `self.cars`; waiting cars in arrival order.
     fn views(&self, now: f64) -> (Vec<RobotView>, Vec<CarView>) {
@@ -1066,13 +1072,7 @@ impl LiveLot {
         let mut actions = Vec::new();
         // Each round hides at least one more robot, so this ends.
         for _ in 0..=self.robots.len() {
-            let view = View {
-                now,
-                lot: &self.lot,
-                fleet: &self.fleet,
-                robots: &robots,
-                waiting: &waiting,
-            };
+            let view = self.view(now, &robots, &waiting);
             actions = policy.decide(&view);
             let refused: Vec<usize> = actions
                 .iter()
@@ -1097,13 +1097,7 @@ impl LiveLot {
         for a in actions {
             match a {
                 Action::Assign { robot, car } => {
-                    let view = View {
-                        now,
-                        lot: &self.lot,
-                        fleet: &self.fleet,
-                        robots: &robots,
-                        waiting: &waiting,
-                    };
+                    let view = self.view(now, &robots, &waiting);
                     // The policy obeys the battery rule; checked again because a robot's task
                     // is a promise the platform makes to a driver.
                     if view.check_assignment(robot, car).is_err()
@@ -1180,6 +1174,19 @@ mod tests {
         }
     }
 
+    /// [`lot`] with car c1 at `bay` owed `kwh`, added and dispatched at `T0`.
+    fn lot_with_c1(robots: usize, bay: usize, kwh: f64) -> LiveLot {
+        let mut l = lot(robots);
+        l.add_car(car("c1", bay, kwh), T0).expect("added");
+        l.dispatch(T0);
+        l
+    }
+
+    /// The robot of a two-robot lot that is not `robot`.
+    fn other_of(robot: &str) -> &'static str {
+        if robot == "R0" { "R1" } else { "R0" }
+    }
+
     fn state(l: &LiveLot, id: &str) -> CarState {
         l.car(id).expect("car").state
     }
@@ -1230,9 +1237,7 @@ mod tests {
 
     #[test]
     fn a_short_session_puts_the_car_back_with_the_rest_owed() {
-        let mut l = lot(1);
-        l.add_car(car("c1", 0, 40.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(1, 0, 40.0);
         l.session_started("R0", 1, Some("c1"), T0 + 30.0);
         let ch = l
             .session_stopped("R0", 1, Some(15_000), T0 + 600.0)
@@ -1250,9 +1255,7 @@ mod tests {
 
     #[test]
     fn refused_reports_change_nothing() {
-        let mut l = lot(1);
-        l.add_car(car("c1", 0, 40.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(1, 0, 40.0);
         let before = l.clone();
         let bad = [
             report(f64::NAN, 0.0, 100.0, Reported::Idle),
@@ -1323,11 +1326,9 @@ mod tests {
 
     #[test]
     fn an_offline_robot_gives_its_car_to_another() {
-        let mut l = lot(2);
-        l.add_car(car("c1", 5, 20.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(2, 5, 20.0);
         let first = robot_of(&l, "c1").expect("assigned");
-        let other = if first == "R0" { "R1" } else { "R0" };
+        let other = other_of(&first);
         l.session_started(&first, 3, Some("c1"), T0 + 10.0);
         // The other robot keeps reporting; the first goes silent.
         let t = T0 + 31.0;
@@ -1350,9 +1351,7 @@ mod tests {
 
     #[test]
     fn a_battery_too_low_for_the_car_sends_the_robot_to_the_dock() {
-        let mut l = lot(1);
-        l.add_car(car("c1", 19, 100.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(1, 19, 100.0);
         assert_eq!(state(&l, "c1"), CarState::Assigned);
         let ch = l
             .apply_report("R0", &report(0.0, 0.0, 60.0, Reported::Driving), T0 + 5.0)
@@ -1368,11 +1367,9 @@ mod tests {
 
     #[test]
     fn staff_override_is_checked_pinned_and_takes_a_car_from_another_robot() {
-        let mut l = lot(2);
-        l.add_car(car("c1", 2, 30.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(2, 2, 30.0);
         let first = robot_of(&l, "c1").expect("assigned");
-        let other = if first == "R0" { "R1" } else { "R0" };
+        let other = other_of(&first);
         // A robot with too little battery is refused with the battery rule's numbers.
         l.apply_report(other, &report(-15.0, 0.0, 12.0, Reported::Docked), T0 + 1.0)
             .expect("report");
@@ -1411,9 +1408,7 @@ mod tests {
 
     #[test]
     fn a_released_car_goes_to_another_robot() {
-        let mut l = lot(2);
-        l.add_car(car("c1", 2, 30.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(2, 2, 30.0);
         let first = robot_of(&l, "c1").expect("assigned");
         assert_eq!(
             l.release(&first).map(|c| c.map(|c| c.reason)),
@@ -1430,9 +1425,7 @@ mod tests {
 
     #[test]
     fn cancelling_frees_the_robot_and_impatient_drivers_leave() {
-        let mut l = lot(1);
-        l.add_car(car("c1", 2, 30.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(1, 2, 30.0);
         assert_eq!(
             l.cancel_car("c1", T0 + 1.0).map(|c| c.map(|c| c.reason)),
             Ok(Some("car_cancelled"))
@@ -1465,9 +1458,7 @@ mod tests {
 
     #[test]
     fn the_battery_estimate_only_goes_down() {
-        let mut l = lot(1);
-        l.add_car(car("c1", 0, 60.0), T0).expect("added");
-        l.dispatch(T0);
+        let mut l = lot_with_c1(1, 0, 60.0);
         l.session_started("R0", 1, Some("c1"), T0 + 100.0);
         let r = l.robot("R0").expect("robot").clone();
         assert_eq!(l.battery_at(&r, T0 + 100.0), 150.0);

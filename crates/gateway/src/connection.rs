@@ -417,6 +417,10 @@ impl Drop for Inbox {
 /// ping and the outstanding command's deadline. A test holds its size down.
 // An async block rather than an async fn: an async fn keeps its arguments and the locals they
 // are moved into side by side in the task, which would hold the socket and `Ctx` twice.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store the socket and Ctx twice"
+)]
 fn serve(
     mut ctx: Ctx,
     mut socket: WebSocket,

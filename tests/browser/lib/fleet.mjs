@@ -1,5 +1,6 @@
-// The Python charge point fleet (tests/browser/fleet.py) as a child process: started with a
-// plan, ready when every charger has connected and reported, then driven one command at a time.
+// The Python charge point helpers (tests/browser/fleet.py, tests/browser/robots.py) as child
+// processes: started with a plan, ready when every charge point has connected and reported,
+// then driven one command at a time.
 
 import { spawn } from 'node:child_process';
 import { writeFileSync, existsSync } from 'node:fs';
@@ -9,11 +10,15 @@ import { REPO } from './server.mjs';
 
 const PYTHON = process.env.CHARGEOPS_PYTHON || join(REPO, '.venv', 'bin', 'python');
 
-export async function startFleet(server, plan, { timeoutMs = 120_000 } = {}) {
+/**
+ * Starts tests/browser/`name`.py against `server` with `plan` and waits for its `READY`. Its
+ * `send(cmd)` resolves with the JSON after `OK <seq>` (`{}` when there is none); `stop()` ends it.
+ */
+export async function startHelper(name, server, plan, { timeoutMs = 120_000 } = {}) {
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} not found: scripts/test creates .venv with the ocpp package`);
-  const planPath = join(server.dir, 'fleet-plan.json');
+  const planPath = join(server.dir, `${name}-plan.json`);
   writeFileSync(planPath, JSON.stringify(plan));
-  const proc = spawn(PYTHON, [join(REPO, 'tests', 'browser', 'fleet.py'), '--port', String(server.port), '--plan', planPath], {
+  const proc = spawn(PYTHON, [join(REPO, 'tests', 'browser', `${name}.py`), '--port', String(server.port), '--plan', planPath], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -25,18 +30,18 @@ export async function startFleet(server, plan, { timeoutMs = 120_000 } = {}) {
   lines.on('line', (line) => {
     const [word, seq, ...rest] = line.split(' ');
     if (word === 'READY') ready.ok(Number(seq));
-    else if (word === 'FAILED') ready.fail(new Error(`fleet failed: ${line}\n${stderr}`));
+    else if (word === 'FAILED') ready.fail(new Error(`${name} failed: ${line}\n${stderr}`));
     else if (word === 'OK' || word === 'ERR') {
       const w = waiting.get(Number(seq));
       waiting.delete(Number(seq));
-      if (w) (word === 'OK' ? w.ok() : w.fail(new Error(`fleet: ${rest.join(' ')}`)));
+      if (w) (word === 'OK' ? w.ok(JSON.parse(rest.join(' ') || '{}')) : w.fail(new Error(`${name}: ${rest.join(' ')}`)));
     }
   });
   proc.on('exit', (code) => {
-    ready.fail(new Error(`fleet exited with ${code} before it was ready\n${stderr}`));
-    for (const w of waiting.values()) w.fail(new Error(`fleet exited with ${code}\n${stderr}`));
+    ready.fail(new Error(`${name} exited with ${code} before it was ready\n${stderr}`));
+    for (const w of waiting.values()) w.fail(new Error(`${name} exited with ${code}\n${stderr}`));
   });
-  const timer = setTimeout(() => ready.fail(new Error(`fleet not ready within ${timeoutMs} ms\n${stderr}`)), timeoutMs);
+  const timer = setTimeout(() => ready.fail(new Error(`${name} not ready within ${timeoutMs} ms\n${stderr}`)), timeoutMs);
   try {
     await readyP;
   } catch (e) {
@@ -52,8 +57,7 @@ export async function startFleet(server, plan, { timeoutMs = 120_000 } = {}) {
     proc.stdin.write(`${JSON.stringify({ ...cmd, seq: s })}\n`);
   });
   return {
-    status: (charger, connector, status, errorCode = 'NoError') => send({ op: 'status', charger, connector, status, error_code: errorCode }),
-    disconnect: (charger) => send({ op: 'disconnect', charger }),
+    send,
     async stop() {
       if (proc.exitCode != null) return;
       const gone = new Promise((r) => proc.once('exit', r));
@@ -62,5 +66,15 @@ export async function startFleet(server, plan, { timeoutMs = 120_000 } = {}) {
       await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
       if (proc.exitCode == null) proc.kill('SIGKILL');
     },
+  };
+}
+
+/** The fleet of tests/browser/fleet.py: chargers that tell their story, then change status. */
+export async function startFleet(server, plan, options) {
+  const { send, stop } = await startHelper('fleet', server, plan, options);
+  return {
+    status: (charger, connector, status, errorCode = 'NoError') => send({ op: 'status', charger, connector, status, error_code: errorCode }),
+    disconnect: (charger) => send({ op: 'disconnect', charger }),
+    stop,
   };
 }
