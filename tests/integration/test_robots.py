@@ -271,7 +271,17 @@ def test_a_car_is_served_by_a_robot_over_ocpp(s):
                 robot.x, robot.y, robot.state, robot.car = x, y, "driving", c["id"]
                 await robot.areport()
                 await cp.status_notification(1, "Preparing")
+                # A tag that is no car of this robot's is refused; the car's own is accepted.
+                assert (await cp.authorize("0123456789abcdef0123")).id_tag_info["status"] == "Invalid"
+                assert (await cp.authorize(c["id"][:12])).id_tag_info["status"] == "Invalid", "a short prefix"
+                fixed = uid("fixed-cp")
+                s.register(fixed, PW, station=sid)
+                async with charge_point(s, fixed, "1.6", PW) as other:
+                    await other.boot()
+                    got = await other.authorize(c["id"][:20])
+                    assert got.id_tag_info["status"] == "Invalid", "the car's tag is good at its robot only"
                 tx = await cp.start_transaction(1, c["id"][:20], meter_start=10_000)
+                assert tx.id_tag_info["status"] == "Accepted", tx
                 await cp.status_notification(1, "Charging")
                 robot.state = "charging"
                 charging = await await_until(lambda: car_in(s, c["id"], "charging"), what="car charging")

@@ -61,6 +61,26 @@ pub struct RobotsState {
     /// The charger ids of every lot's robots, once the lots are loaded: lets the robots task
     /// pass over the sessions of the network's other chargers without taking the lock.
     robot_ids: std::sync::RwLock<Option<HashSet<String>>>,
+    /// Each robot's car, for the gateway to accept the car's id tag at that robot only.
+    tasks: Arc<RobotCars>,
+}
+
+/// Robot charger id to the car it is sent to.
+#[derive(Default)]
+pub(crate) struct RobotCars(std::sync::RwLock<HashMap<String, String>>);
+
+impl chargeops_gateway::TagAuthority for RobotCars {
+    /// A robot starts its transaction with the first [`live::ID_TAG_CHARS`] characters of its
+    /// car's id (the id itself is the driver's unguessable capability): accepted at that robot
+    /// while it is sent to that car, nowhere else.
+    fn accepts(&self, charger_id: &str, id_tag: &str) -> bool {
+        let cars = self.0.read().unwrap_or_else(|e| e.into_inner());
+        cars.get(charger_id).is_some_and(|car| {
+            !id_tag.is_empty()
+                && car.starts_with(id_tag)
+                && id_tag.len() >= car.len().min(live::ID_TAG_CHARS)
+        })
+    }
 }
 
 impl Default for RobotsState {
@@ -69,6 +89,7 @@ impl Default for RobotsState {
             lots: tokio::sync::Mutex::new(Lots::default()),
             timeout_s: AtomicU64::new(live::DEFAULT_TIMEOUT_S.to_bits()),
             robot_ids: std::sync::RwLock::new(None),
+            tasks: Arc::default(),
         }
     }
 }
@@ -99,6 +120,16 @@ impl RobotsState {
             .flat_map(|l| l.robots.iter().map(|r| r.id.clone()))
             .collect();
         *self.robot_ids.write().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+        let cars = lots
+            .by_station
+            .values()
+            .flat_map(|l| &l.robots)
+            .filter_map(|r| match &r.task {
+                Task::Car { car } => Some((r.id.clone(), car.clone())),
+                _ => None,
+            })
+            .collect();
+        *self.tasks.0.write().unwrap_or_else(|e| e.into_inner()) = cars;
     }
 }
 
@@ -747,5 +778,6 @@ pub fn start(state: &Arc<AppState>, config: RobotsConfig) -> tokio::task::JoinHa
     state
         .robots
         .set_timeout_s(config.timeout_secs.max(1) as f64);
+    state.gateway.set_tag_authority(state.robots.tasks.clone());
     runner::spawn(state.clone(), config)
 }

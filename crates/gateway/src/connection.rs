@@ -125,9 +125,18 @@ impl Ctx {
     /// The authorization answer for an id tag.
     pub async fn authorize(&self, id_tag: &str) -> Result<IdTagStatus, CallFailure> {
         let tag = self.gw.store.get_id_tag(id_tag).await.map_err(internal)?;
-        Ok(tag.map_or(IdTagStatus::Invalid, |t| {
-            t.effective_status(self.gw.live.now())
-        }))
+        Ok(match tag {
+            Some(t) => t.effective_status(self.gw.live.now()),
+            None if self
+                .gw
+                .tag_authority
+                .get()
+                .is_some_and(|a| a.accepts(&self.charger_id, id_tag)) =>
+            {
+                IdTagStatus::Accepted
+            }
+            None => IdTagStatus::Invalid,
+        })
     }
 
     /// A session of this charger by its transaction id, from the cache or the store.

@@ -301,6 +301,12 @@ impl Connections {
 }
 
 /// The gateway's shared state.
+/// Who else may vouch for an id tag at one charger, beyond the network's id-tag list: a robot
+/// lot accepts, at a robot's charge point, the car that robot has been sent to.
+pub trait TagAuthority: Send + Sync {
+    fn accepts(&self, charger_id: &str, id_tag: &str) -> bool;
+}
+
 pub struct Gateway {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) live: Arc<Live>,
@@ -308,6 +314,7 @@ pub struct Gateway {
     pub(crate) connections: Connections,
     pub(crate) next_conn_id: AtomicU64,
     pub metrics: Metrics,
+    pub(crate) tag_authority: std::sync::OnceLock<Arc<dyn TagAuthority>>,
 }
 
 impl Gateway {
@@ -319,7 +326,14 @@ impl Gateway {
             connections: Connections::new(),
             next_conn_id: AtomicU64::new(1),
             metrics: Metrics::default(),
+            tag_authority: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the [`TagAuthority`] asked about tags the id-tag list does not know; the first
+    /// one set stays.
+    pub fn set_tag_authority(&self, authority: Arc<dyn TagAuthority>) {
+        let _ = self.tag_authority.set(authority);
     }
 
     pub fn config(&self) -> &GatewayConfig {
