@@ -163,7 +163,10 @@ async fn load(state: &AppState, login: &str) -> ApiResult<Option<Account>> {
 async fn save(state: &AppState, account: &Account) -> ApiResult<()> {
     let text = serde_json::to_string(account)
         .map_err(|_| ApiError::internal("could not encode the account"))?;
-    state.store.put_document(KIND, &account.login, &text).await?;
+    state
+        .store
+        .put_document(KIND, &account.login, &text)
+        .await?;
     Ok(())
 }
 
@@ -434,6 +437,9 @@ mod tests {
             s.failed("li.na");
         }
         assert!(s.check_lock("li.na").is_err());
-        assert!(s.check_lock("zhang.wei").is_ok(), "other logins are not locked");
+        assert!(
+            s.check_lock("zhang.wei").is_ok(),
+            "other logins are not locked"
+        );
     }
 }

@@ -316,7 +316,10 @@ mod tests {
         assert_eq!(t.periods[47], 1);
         let bad: Config = toml::from_str("[ykc_tariff]\nhours = \"nope\"\n").unwrap();
         let e = bad.validate().unwrap_err().to_string();
-        assert!(e.contains("[ykc_tariff]") && e.contains("24 letters"), "{e}");
+        assert!(
+            e.contains("[ykc_tariff]") && e.contains("24 letters"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -127,7 +127,13 @@ mod tests {
         assert!(!verify_password("correct horse batterx", &h));
         assert_ne!(h, hash_password("correct horse battery"), "salted");
         let extra = format!("{h}$extra");
-        for bad in ["", "pbkdf2-sha256$x$ab$cd", "md5$1$a$b", "pbkdf2-sha256$0$a$b", &extra] {
+        for bad in [
+            "",
+            "pbkdf2-sha256$x$ab$cd",
+            "md5$1$a$b",
+            "pbkdf2-sha256$0$a$b",
+            &extra,
+        ] {
             assert!(!verify_password("correct horse battery", bad), "{bad}");
         }
     }

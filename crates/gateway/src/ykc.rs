@@ -116,10 +116,7 @@ impl TariffSpec {
             }
         };
         let service = price(self.service, "service")?;
-        let mut rates = [Rate {
-            energy: 0,
-            service,
-        }; 4];
+        let mut rates = [Rate { energy: 0, service }; 4];
         for (rate, (v, name)) in rates.iter_mut().zip([
             (self.sharp, "sharp"),
             (self.peak, "peak"),
@@ -350,7 +347,10 @@ async fn run(gw: Arc<Gateway>, cfg: Arc<YkcConfig>, stream: TcpStream, peer: Soc
         let idle_deadline = last_heard + cfg.heartbeat_timeout;
         let pending_deadline = conn.pending.as_ref().map(|p| p.deadline);
         let record_deadline = conn.records_due.values().min().copied();
-        let sync_deadline = conn.login.as_ref().map(|l| l.synced_at + cfg.time_sync_every);
+        let sync_deadline = conn
+            .login
+            .as_ref()
+            .map(|l| l.synced_at + cfg.time_sync_every);
         tokio::select! {
             read = conn.stream.read(&mut buf) => {
                 let n = match read {
@@ -1505,11 +1505,41 @@ mod tests {
         assert_eq!(half.model, [0x12, 0x34]);
         assert_eq!((half.periods[46], half.periods[47]), (3, 0));
         let err = |spec: TariffSpec| spec.to_tariff().unwrap_err();
-        assert!(err(TariffSpec { hours: "vvv".into(), ..TariffSpec::default() }).contains("24 letters"));
-        assert!(err(TariffSpec { hours: "x".repeat(24), ..TariffSpec::default() }).contains("position 1"));
-        assert!(err(TariffSpec { peak: -1.0, ..TariffSpec::default() }).contains("peak"));
-        assert!(err(TariffSpec { service: f64::NAN, ..TariffSpec::default() }).contains("service"));
-        assert!(err(TariffSpec { model: 10_000, ..TariffSpec::default() }).contains("model"));
+        assert!(
+            err(TariffSpec {
+                hours: "vvv".into(),
+                ..TariffSpec::default()
+            })
+            .contains("24 letters")
+        );
+        assert!(
+            err(TariffSpec {
+                hours: "x".repeat(24),
+                ..TariffSpec::default()
+            })
+            .contains("position 1")
+        );
+        assert!(
+            err(TariffSpec {
+                peak: -1.0,
+                ..TariffSpec::default()
+            })
+            .contains("peak")
+        );
+        assert!(
+            err(TariffSpec {
+                service: f64::NAN,
+                ..TariffSpec::default()
+            })
+            .contains("service")
+        );
+        assert!(
+            err(TariffSpec {
+                model: 10_000,
+                ..TariffSpec::default()
+            })
+            .contains("model")
+        );
     }
 
     #[test]

@@ -1151,7 +1151,13 @@ pub async fn failing_writes_do_not_fail_concurrent_writes<S: Store>(store: S) {
 }
 
 pub async fn documents_round_trip<S: Store>(store: S) {
-    assert!(store.list_documents("lot").await.expect("document store").is_empty());
+    assert!(
+        store
+            .list_documents("lot")
+            .await
+            .expect("document store")
+            .is_empty()
+    );
     store
         .put_document("lot", "B", r#"{"bays":2}"#)
         .await
@@ -1160,7 +1166,10 @@ pub async fn documents_round_trip<S: Store>(store: S) {
         .put_document("lot", "A", r#"{"bays":1}"#)
         .await
         .expect("document store");
-    store.put_document("unit", "A", r#"[1,2]"#).await.expect("document store");
+    store
+        .put_document("unit", "A", r#"[1,2]"#)
+        .await
+        .expect("document store");
     store
         .put_document("lot", "A", r#"{"bays":3}"#)
         .await
@@ -1185,8 +1194,32 @@ pub async fn documents_round_trip<S: Store>(store: S) {
         kind(store.put_document("lot", "C", &big).await),
         ErrorKind::Invalid
     );
-    assert!(store.delete_document("lot", "B").await.expect("document store"));
-    assert!(!store.delete_document("lot", "B").await.expect("document store"));
-    assert_eq!(store.list_documents("lot").await.expect("document store").len(), 1);
-    assert_eq!(store.list_documents("unit").await.expect("document store").len(), 1);
+    assert!(
+        store
+            .delete_document("lot", "B")
+            .await
+            .expect("document store")
+    );
+    assert!(
+        !store
+            .delete_document("lot", "B")
+            .await
+            .expect("document store")
+    );
+    assert_eq!(
+        store
+            .list_documents("lot")
+            .await
+            .expect("document store")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_documents("unit")
+            .await
+            .expect("document store")
+            .len(),
+        1
+    );
 }

@@ -377,7 +377,10 @@ async fn assume_absent_offline(state: &AppState, detector: &mut Detector) {
                     absent += 1;
                 }
             }
-            tracing::debug!(absent, "chargers not connected at start are watched as offline");
+            tracing::debug!(
+                absent,
+                "chargers not connected at start are watched as offline"
+            );
         }
         Err(e) => tracing::warn!(error = %e, "could not list chargers for offline detection"),
     }

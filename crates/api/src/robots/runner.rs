@@ -342,7 +342,10 @@ mod tests {
         )
         .expect("car");
         l.dispatch(now);
-        assert_eq!(l.car("c0ffee").map(|c| c.robot.as_deref()), Some(Some("R1")));
+        assert_eq!(
+            l.car("c0ffee").map(|c| c.robot.as_deref()),
+            Some(Some("R1"))
+        );
         // At the car it says it is idle: it has charged and unplugged, unheard.
         l.apply_report("R1", &report(bay.x, bay.y, Reported::Idle), now + 1.0)
             .expect("report");
@@ -365,7 +368,11 @@ mod tests {
         reconcile(&state).await;
         let lots = state.robots.lots.lock().await;
         let car = lots.by_station["S1"].car("c0ffee").expect("car kept");
-        assert_eq!(car.state, chargeops_dispatch::live::CarState::Served, "{car:?}");
+        assert_eq!(
+            car.state,
+            chargeops_dispatch::live::CarState::Served,
+            "{car:?}"
+        );
         drop(lots);
         let _ = std::fs::remove_dir_all(dir);
     }
