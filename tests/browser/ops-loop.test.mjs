@@ -64,7 +64,8 @@ test('hotline call, dispatch on the board, crew on the phone, progress for the c
   assert.equal(await ap.getAttribute('#stations button.item >> nth=0', 'data-id'), 'ops-browser-far');
   await ap.click(`#stations button[data-id="${STATION}"]`);
   await ap.waitForSelector(`#station[data-station="${STATION}"]`);
-  assert.match(await ap.textContent('#station-where'), /G4 · N/);
+  // The station's details arrive after the panel opens.
+  await waitUntil(async () => /G4 · N/.test(await ap.textContent('#station-where')), { what: 'the station details' });
   await waitUntil(async () => (await ap.locator('#charger option').count()) === 2, { what: 'the charger in the form' });
   // The FAQ answers a question while the caller waits.
   await ap.fill('#faq-q', 'invoice');
