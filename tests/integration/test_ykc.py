@@ -634,7 +634,7 @@ def test_sessions_listed_for_ykc_chargers(make_server):
 def test_encrypted_heartbeat_with_the_chargers_3des_key(make_server):
     # 3DES from pycryptodome, not the platform's codec: EDE, ECB, PKCS#7 padding.
     from Crypto.Cipher import DES3
-    from Crypto.Util.Padding import pad
+    from Crypto.Util.Padding import pad, unpad
 
     server = ykc_server(make_server, registration="closed")
     keyed = YkcCharger(server.ykc_port)
@@ -658,15 +658,18 @@ def test_encrypted_heartbeat_with_the_chargers_3des_key(make_server):
         body = bcd(keyed.cid, 7) + bytes([1, 0])
         seq = keyed.send(0x03, cipher.encrypt(pad(body, 8)), enc=1)
         reply = keyed.expect(0x04, seq=seq)
-        assert reply.body == body
+        # A charger that encrypts is answered encrypted, with its own key.
+        assert reply.enc == 1 and unpad(cipher.decrypt(reply.body), 8) == body
 
         # Garbage under the flag, and a charger without a key: dropped, logged, link kept.
         keyed.send(0x03, bytes(16), enc=1)
         assert keyless.login() == 0
         keyless.send(0x03, cipher.encrypt(pad(bcd(keyless.cid, 7) + bytes([1, 0]), 8)), enc=1)
         assert keyless.nothing_for(0x04, 1.0)
-        keyed.heartbeat()
-        keyless.heartbeat()
+        seq = keyed.send(0x03, body)
+        again = keyed.expect(0x04, seq=seq)
+        assert again.enc == 1 and unpad(cipher.decrypt(again.body), 8) == body
+        assert keyless.heartbeat().enc == 0, "a charger without a key is answered in the clear"
         log = server.log_text()
         assert "could not be decrypted" in log and "encrypted YKC frame refused" in log
     finally:

@@ -286,6 +286,9 @@ struct LoggedIn {
     key: Option<chargeops_ykc::crypto::Key>,
     /// When the charger's clock was last set.
     synced_at: Instant,
+    /// The charger has sent an encrypted frame that its key opened: from then on what the
+    /// platform sends it is encrypted too, as the charger now expects.
+    encrypting: bool,
 }
 
 /// A stored key (32 or 48 hex digits) as a 3DES key.
@@ -486,11 +489,20 @@ impl Conn {
     }
 
     async fn send(&mut self, seq: u16, msg: &Message) -> std::io::Result<()> {
+        let body = msg.encode_body();
+        let (encryption, body) = match self.login.as_ref() {
+            Some(LoggedIn {
+                key: Some(key),
+                encrypting: true,
+                ..
+            }) => (Encryption::TripleDes, key.encrypt(&body)),
+            _ => (Encryption::Plain, body),
+        };
         let frame = Frame {
             seq,
-            encryption: Encryption::Plain,
+            encryption,
             frame_type: msg.frame_type(),
-            body: msg.encode_body(),
+            body,
         };
         let bytes = frame::encode(&frame, self.cfg.crc_order)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
@@ -513,16 +525,22 @@ impl Conn {
         if frame.encryption != Encryption::Plain {
             // Readable only after login, with the charger's own key; without one the frame
             // is refused rather than guessed at.
-            let Some(key) = self.login.as_ref().and_then(|l| l.key.as_ref()) else {
+            let Some(login) = self.login.as_mut().filter(|l| l.key.is_some()) else {
                 tracing::warn!(peer = %self.peer, charger_id = self.id_str(), frame_type = frame.frame_type, "encrypted YKC frame refused: no 3DES key is configured for this charger (or not logged in)");
                 return Flow::Continue;
             };
-            match key.decrypt(&frame.body) {
-                Ok(plain) => {
+            let decrypted = login.key.as_ref().map(|key| key.decrypt(&frame.body));
+            match decrypted {
+                Some(Ok(plain)) => {
                     frame.body = plain;
                     frame.encryption = Encryption::Plain;
+                    if !login.encrypting {
+                        login.encrypting = true;
+                        tracing::info!(charger_id = %login.charger_id, "YKC charger encrypts its frames; replies are encrypted from now on");
+                    }
                 }
-                Err(e) => {
+                None => return Flow::Continue,
+                Some(Err(e)) => {
                     tracing::warn!(peer = %self.peer, charger_id = self.id_str(), frame_type = frame.frame_type, error = %e, "encrypted YKC frame could not be decrypted with the charger's key; dropped");
                     return Flow::Continue;
                 }
@@ -720,6 +738,7 @@ impl Conn {
             conn_id,
             key,
             synced_at: Instant::now(),
+            encrypting: false,
         });
         if let Flow::Close(why) = self
             .reply(
