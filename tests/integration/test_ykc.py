@@ -341,6 +341,48 @@ def test_a_bad_tariff_is_refused_at_start_with_the_field_named(tmp_path):
     assert "[ykc_tariff]" in out.stderr and "peak" in out.stderr, out.stderr
 
 
+def test_a_charger_logging_in_again_and_again_gets_a_reboot_loop_case(make_server):
+    server = ykc_server(make_server)
+    cid = new_charger_id()
+    with EventStream(server) as events:
+        for _ in range(3):
+            cp = YkcCharger(server.ykc_port, cid)
+            try:
+                assert cp.login() == 0
+            finally:
+                cp.close()
+        boots = events.wait_for(lambda e: e.get("_event") == "charger_booted" and e.get("charger_id") == cid)
+        assert boots["station_id"] == "unassigned"
+    cases = wait_until(lambda: [c for c in server.ok("GET", f"/api/v1/cases?charger={cid}") if c["kind"] == "reboot_loop"],
+                       what="a reboot-loop case")
+    assert len(cases) == 1, cases
+
+
+def test_a_meter_that_runs_backwards_opens_a_meter_case(make_server):
+    # Real-time energy goes to the fault detector as an OCPP charger's meter values do.
+    server = ykc_server(make_server)
+    cp = YkcCharger(server.ykc_port)
+    try:
+        assert cp.login() == 0
+        cp.realtime(1, 0x02, 1)
+        wait_until(lambda: connector_status(server, cp.cid) == "occupied")
+        r = server.ok("POST", f"/api/v1/chargers/{cp.cid}/commands/remote-start",
+                      {"connector_id": 1, "id_tag": "1000000574"})
+        assert r["status"] == "Accepted", r
+        serial = cp.started_serials[-1]
+        cp.realtime(1, 0x03, 1, serial=serial, energy=52_000)
+        wait_until(lambda: server.ok("GET", f"/api/v1/sessions/{r['response']['session_id']}")["energy_wh"] == 5200,
+                   what="running energy")
+        cp.realtime(1, 0x03, 1, serial=serial, energy=31_000)
+        cases = wait_until(lambda: [c for c in server.ok("GET", f"/api/v1/cases?charger={cp.cid}")
+                                    if c["kind"] == "meter_anomaly"], what="a meter case")
+        assert len(cases) == 1, cases
+        timeline = server.ok("GET", f"/api/v1/cases/{cases[0]['id']}")["timeline"]
+        assert any("backwards" in (e.get("detail") or "") for e in timeline), timeline
+    finally:
+        cp.close()
+
+
 def test_remote_start_stop_and_record_stored_once(make_server):
     server = ykc_server(make_server)
     cp = YkcCharger(server.ykc_port)

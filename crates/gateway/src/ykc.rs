@@ -725,6 +725,12 @@ impl Conn {
             live.set_online(&charger_id, true, Some(Protocol::Ykc));
         }
         tracing::info!(charger_id, peer = %self.peer, guns = login.guns, protocol_version = login.protocol_version, "YKC charger logged in");
+        // A login is how a YKC charger starts up: the reboot-loop rule counts them.
+        live.publish(Event::ChargerBooted {
+            charger_id: charger_id.clone(),
+            station_id: charger.station_id.clone(),
+            at: live.now(),
+        });
         live.publish(Event::ChargerOnline {
             charger_id: charger_id.clone(),
             station_id: charger.station_id.clone(),
@@ -948,7 +954,7 @@ impl Conn {
             if previous != Some(status) {
                 self.gw.live.publish(Event::StatusChanged {
                     charger_id: charger_id.clone(),
-                    station_id,
+                    station_id: station_id.clone(),
                     evse_id: gun,
                     connector_id: gun,
                     status,
@@ -972,6 +978,17 @@ impl Conn {
                 if let Some(c) = self.sessions.get_mut(&serial) {
                     c.energy_wh = Some(wh);
                 }
+                // The session's energy so far and the gun's power: what an OCPP charger's meter
+                // values give the fault detector (a register that goes back, implausible power).
+                self.gw.live.publish(Event::MeterReading {
+                    charger_id,
+                    station_id,
+                    evse_id: gun,
+                    session_id: Some(s.id),
+                    energy_wh: Some(wh),
+                    power_w: Some(f64::from(rt.voltage) * f64::from(rt.current) / 100.0),
+                    at: self.gw.live.now(),
+                });
             }
         }
         Ok(())
