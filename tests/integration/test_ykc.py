@@ -9,6 +9,7 @@ Layout: 0x68 | len | seq (u16 LE) | enc | type | body | CRC-16/Modbus over seq..
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import socket
@@ -234,6 +235,28 @@ class YkcCharger:
             pass
 
 
+@contextlib.contextmanager
+def logged_in(server, cid: str | None = None):
+    """A YKC charger connected to `server` and logged in, closed afterwards."""
+    cp = YkcCharger(server.ykc_port, cid)
+    try:
+        assert cp.login() == 0
+        yield cp
+    finally:
+        cp.close()
+
+
+def remote_start(server, cp: YkcCharger, id_tag: str) -> tuple[dict, bytes]:
+    """Gun 1 plugged in, then a remote start through the API: its answer and the serial the
+    charger was given."""
+    cp.realtime(1, 0x02, 1)
+    wait_until(lambda: connector_status(server, cp.cid) == "occupied")
+    r = server.ok("POST", f"/api/v1/chargers/{cp.cid}/commands/remote-start",
+                  {"connector_id": 1, "id_tag": id_tag})
+    assert r["status"] == "Accepted", r
+    return r, cp.started_serials[-1]
+
+
 def ykc_server(make_server, registration: str = "open", timeout: int | None = None, **opts):
     port = free_port()
     args = ["--ykc-listen", f"127.0.0.1:{port}"]
@@ -254,9 +277,7 @@ def connector_status(server, cid: str, gun: int = 1):
 
 def test_login_heartbeat_time_sync_and_statuses(make_server):
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
+    with logged_in(server) as cp:
         sync = cp.expect(0x56)
         assert sync.body[:7] == bcd(cp.cid, 7) and len(sync.body) == 14
         charger = server.charger(cp.cid)
@@ -278,15 +299,11 @@ def test_login_heartbeat_time_sync_and_statuses(make_server):
             cp.realtime(1, status, plugged, faults=0x0001 if status == 1 else 0)
             wait_until(lambda: connector_status(server, cp.cid) == expected, what=f"status {expected}")
         assert server.charger(cp.cid)["online"] is True
-    finally:
-        cp.close()
 
 
 def test_billing_model_check_and_request(make_server):
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
+    with logged_in(server) as cp:
         seq = cp.send(0x05, bcd(cp.cid, 7) + b"\x00\x00")
         reply = cp.expect(0x06, seq=seq)
         assert reply.body[:7] == bcd(cp.cid, 7)
@@ -302,8 +319,6 @@ def test_billing_model_check_and_request(make_server):
         assert len(periods) == 48 and set(periods) <= {0, 1, 2, 3}
         seq = cp.send(0x05, bcd(cp.cid, 7) + model_no)
         assert cp.expect(0x06, seq=seq).body[9] == 0
-    finally:
-        cp.close()
 
 
 def test_configured_tariff_and_periodic_time_sync(make_server, tmp_path):
@@ -346,11 +361,8 @@ def test_a_charger_logging_in_again_and_again_gets_a_reboot_loop_case(make_serve
     cid = new_charger_id()
     with EventStream(server) as events:
         for _ in range(3):
-            cp = YkcCharger(server.ykc_port, cid)
-            try:
-                assert cp.login() == 0
-            finally:
-                cp.close()
+            with logged_in(server, cid):
+                pass
         boots = events.wait_for(lambda e: e.get("_event") == "charger_booted" and e.get("charger_id") == cid)
         assert boots["station_id"] == "unassigned"
     cases = wait_until(lambda: [c for c in server.ok("GET", f"/api/v1/cases?charger={cid}") if c["kind"] == "reboot_loop"],
@@ -361,15 +373,8 @@ def test_a_charger_logging_in_again_and_again_gets_a_reboot_loop_case(make_serve
 def test_a_meter_that_runs_backwards_opens_a_meter_case(make_server):
     # Real-time energy goes to the fault detector as an OCPP charger's meter values do.
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
-        cp.realtime(1, 0x02, 1)
-        wait_until(lambda: connector_status(server, cp.cid) == "occupied")
-        r = server.ok("POST", f"/api/v1/chargers/{cp.cid}/commands/remote-start",
-                      {"connector_id": 1, "id_tag": "1000000574"})
-        assert r["status"] == "Accepted", r
-        serial = cp.started_serials[-1]
+    with logged_in(server) as cp:
+        r, serial = remote_start(server, cp, "1000000574")
         cp.realtime(1, 0x03, 1, serial=serial, energy=52_000)
         wait_until(lambda: server.ok("GET", f"/api/v1/sessions/{r['response']['session_id']}")["energy_wh"] == 5200,
                    what="running energy")
@@ -379,22 +384,13 @@ def test_a_meter_that_runs_backwards_opens_a_meter_case(make_server):
         assert len(cases) == 1, cases
         timeline = server.ok("GET", f"/api/v1/cases/{cases[0]['id']}")["timeline"]
         assert any("backwards" in (e.get("detail") or "") for e in timeline), timeline
-    finally:
-        cp.close()
 
 
 def test_remote_start_stop_and_record_stored_once(make_server):
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
-        cp.realtime(1, 0x02, 1)
-        wait_until(lambda: connector_status(server, cp.cid) == "occupied")
+    with logged_in(server) as cp:
         with EventStream(server) as events:
-            r = server.ok("POST", f"/api/v1/chargers/{cp.cid}/commands/remote-start",
-                          {"connector_id": 1, "id_tag": "1000000573"})
-            assert r["status"] == "Accepted", r
-            serial = cp.started_serials[-1]
+            r, serial = remote_start(server, cp, "1000000573")
             assert r["response"]["transaction_ref"] == serial.hex().upper()
             start = next(f for f in cp.seen if f.type == 0x34)
             assert start.body[16:23] == bcd(cp.cid, 7) and start.body[23] == 0x01
@@ -431,15 +427,11 @@ def test_remote_start_stop_and_record_stored_once(make_server):
         assert s["stopped_at"] is not None
         assert datetime.fromisoformat(s["stopped_at"].replace("Z", "+00:00")) == end
         assert len(events.matching(event_is("session_stopped", cp.cid))) == 1
-    finally:
-        cp.close()
 
 
 def test_record_of_an_unknown_transaction_creates_one_session(make_server):
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
+    with logged_in(server) as cp:
         serial = bcd(cp.cid, 7) + bytes.fromhex("01250101120000") + b"\x00\x07"
         end = datetime.now(timezone.utc).replace(microsecond=0)
         body = record_body(cp.cid, serial, 1, end - timedelta(minutes=5), end, tou_energy=(0, 0, 12_345, 0),
@@ -453,15 +445,11 @@ def test_record_of_an_unknown_transaction_creates_one_session(make_server):
         assert sessions[0]["energy_wh"] == 1234
         assert sessions[0]["stop_reason"] == "local"
         assert sessions[0]["id_tag"] == "00000000D14B0A54"
-    finally:
-        cp.close()
 
 
 def test_reset_and_availability_commands(make_server):
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
+    with logged_in(server) as cp:
         r = server.ok("POST", f"/api/v1/chargers/{cp.cid}/commands/reset", {"hard": True})
         assert r["status"] == "Accepted"
         reboot = next(f for f in cp.seen if f.type == 0x92)
@@ -473,8 +461,6 @@ def test_reset_and_availability_commands(make_server):
         assert work.body == bcd(cp.cid, 7) + bytes([1, 100])
         r = server.api("POST", f"/api/v1/chargers/{cp.cid}/commands/clear-cache", {})
         assert r.status_code >= 400 and "ykc" in r.text
-    finally:
-        cp.close()
 
 
 def test_command_timeout_when_the_charger_does_not_answer(make_server):
@@ -665,12 +651,8 @@ def test_newer_connection_supersedes_the_older(make_server):
 def test_sessions_listed_for_ykc_chargers(make_server):
     """The API lists the platform's YKC sessions like any other (filter by charger)."""
     server = ykc_server(make_server)
-    cp = YkcCharger(server.ykc_port)
-    try:
-        assert cp.login() == 0
+    with logged_in(server) as cp:
         assert body_list(server.ok("GET", f"/api/v1/sessions?charger={cp.cid}")) == []
-    finally:
-        cp.close()
 
 
 def test_encrypted_heartbeat_with_the_chargers_3des_key(make_server):

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod command;
+pub mod env;
 pub mod event;
 pub mod live;
 pub mod model;

@@ -65,45 +65,26 @@ impl OpsConfig {
     /// Applies `CHARGEOPS_OPS_*` variables (`CHARGEOPS_OPS_OFFLINE_AFTER_SECS`, ...), one per
     /// key, upper-cased.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
-        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-            v.trim()
-                .parse()
-                .map_err(|_| format!("invalid {name}: {v:?} is not a number"))
-        }
-        fn flag(name: &str, v: &str) -> Result<bool, String> {
-            match v.trim() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(format!("invalid {name}: {v:?} is not true or false")),
-            }
-        }
-        macro_rules! env {
-            ($($field:ident: $kind:ident),+ $(,)?) => {
-                $(
-                    let name = concat!("CHARGEOPS_OPS_", stringify!($field)).to_ascii_uppercase();
-                    if let Some(v) = var(&name) {
-                        self.$field = $kind(&name, &v)?;
-                    }
-                )+
-            };
-        }
-        env!(
+        chargeops_core::apply_env!(
+            self,
+            var,
+            "CHARGEOPS_OPS_",
             enabled: flag,
-            offline_after_secs: num,
-            stuck_after_secs: num,
-            max_power_kw: num,
-            command_failures: num,
-            command_failure_window_secs: num,
-            reboots: num,
-            reboot_window_secs: num,
-            reopen_window_secs: num,
-            sla_high_mins: num,
-            sla_medium_mins: num,
-            sla_low_mins: num,
-            sla_question_mins: num,
+            offline_after_secs: number,
+            stuck_after_secs: number,
+            max_power_kw: number,
+            command_failures: number,
+            command_failure_window_secs: number,
+            reboots: number,
+            reboot_window_secs: number,
+            reopen_window_secs: number,
+            sla_high_mins: number,
+            sla_medium_mins: number,
+            sla_low_mins: number,
+            sla_question_mins: number,
             auto_assign: flag,
             simulate_crews: flag,
-            tick_ms: num,
+            tick_ms: number,
         );
         Ok(())
     }

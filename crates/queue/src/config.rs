@@ -44,37 +44,18 @@ impl Default for QueueConfig {
 impl QueueConfig {
     /// Applies `CHARGEOPS_QUEUE_*` variables, one per key, upper-cased.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
-        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-            v.trim()
-                .parse()
-                .map_err(|_| format!("invalid {name}: {v:?} is not a number"))
-        }
-        fn flag(name: &str, v: &str) -> Result<bool, String> {
-            match v.trim() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(format!("invalid {name}: {v:?} is not true or false")),
-            }
-        }
-        macro_rules! env {
-            ($($field:ident: $kind:ident),+ $(,)?) => {
-                $(
-                    let name = concat!("CHARGEOPS_QUEUE_", stringify!($field)).to_ascii_uppercase();
-                    if let Some(v) = var(&name) {
-                        self.$field = $kind(&name, &v)?;
-                    }
-                )+
-            };
-        }
-        env!(
+        chargeops_core::apply_env!(
+            self,
+            var,
+            "CHARGEOPS_QUEUE_",
             enabled: flag,
-            plug_in_secs: num,
-            max_waiting: num,
-            tick_ms: num,
-            typical_session_mins: num,
-            speed_kmh: num,
-            twin_detour_km: num,
-            energy_kwh: num,
+            plug_in_secs: number,
+            max_waiting: number,
+            tick_ms: number,
+            typical_session_mins: number,
+            speed_kmh: number,
+            twin_detour_km: number,
+            energy_kwh: number,
         );
         if let Some(v) = var("CHARGEOPS_QUEUE_WEBHOOK_URL") {
             self.webhook_url = Some(v).filter(|v| !v.trim().is_empty());
