@@ -157,6 +157,31 @@ pub struct FleetConfig {
     pub divert: bool,
 }
 
+/// Runs `connect` under the fleet's limit on simultaneous connects while the fleet's commands
+/// keep going to `apply` at their time (a start-up storm can take a while); what the server
+/// must hear waits in the charger's backlog. `None` when the fleet stopped meanwhile.
+pub(crate) async fn connect_while_applying<T>(
+    limit: &tokio::sync::Semaphore,
+    rx: &mut mpsc::Receiver<Cmd>,
+    connect: impl std::future::Future<Output = T>,
+    mut apply: impl FnMut(Cmd),
+) -> Option<T> {
+    let connect = async {
+        let _permit = limit.acquire().await;
+        connect.await
+    };
+    tokio::pin!(connect);
+    loop {
+        tokio::select! {
+            r = &mut connect => return Some(r),
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => apply(cmd),
+                None => return None,
+            },
+        }
+    }
+}
+
 /// Feeds the fleet's commands to `apply` until `deadline`, so a charger without a connection
 /// still lives through them. False when the fleet stopped meanwhile.
 pub(crate) async fn commands_until(
@@ -484,25 +509,15 @@ impl SimCharger {
                 }
                 state.offline_until = None;
             }
-            // Commands keep being applied at their time while the connection is under way (the
-            // start-up storm can take a while); what the server must hear waits in the backlog.
-            let cp = {
-                let connect = async {
-                    let _permit = self.connect_limit.acquire().await;
-                    let mut opts = self.options.clone();
-                    opts.version = self.version;
-                    ChargePoint::connect(&self.endpoint, &self.id, &opts).await
-                };
-                tokio::pin!(connect);
-                loop {
-                    tokio::select! {
-                        r = &mut connect => break r,
-                        cmd = rx.recv() => match cmd {
-                            Some(cmd) => self.apply_offline(&mut state, cmd),
-                            None => return,
-                        },
-                    }
-                }
+            let mut opts = self.options.clone();
+            opts.version = self.version;
+            let connect = ChargePoint::connect(&self.endpoint, &self.id, &opts);
+            let Some(cp) = connect_while_applying(&self.connect_limit, &mut rx, connect, |cmd| {
+                self.apply_offline(&mut state, cmd)
+            })
+            .await
+            else {
+                return;
             };
             let cp = match cp {
                 Ok(cp) if state.offline_until.is_some() => {

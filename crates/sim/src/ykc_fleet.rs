@@ -146,23 +146,15 @@ impl SimYkcCharger {
                 }
                 state.offline_until = None;
             }
-            // Commands keep being applied, at their time, while the login is under way (the
-            // start-up storm can take a while).
-            let connected = {
-                let connect = async {
-                    let _permit = self.connect_limit.acquire().await;
-                    self.connect().await
-                };
-                tokio::pin!(connect);
-                loop {
-                    tokio::select! {
-                        r = &mut connect => break r,
-                        cmd = rx.recv() => match cmd {
-                            Some(cmd) => self.apply(&mut state, cmd),
-                            None => return,
-                        },
-                    }
-                }
+            let Some(connected) = crate::fleet::connect_while_applying(
+                &self.connect_limit,
+                &mut rx,
+                self.connect(),
+                |cmd| self.apply(&mut state, cmd),
+            )
+            .await
+            else {
+                return;
             };
             if connected.is_ok() && state.offline_until.is_some() {
                 // Told to drop offline while logging in.
