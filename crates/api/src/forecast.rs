@@ -513,11 +513,12 @@ pub(crate) async fn arrivals_per_hour(
         return Ok(None);
     }
     let now = state.live.now();
-    let horizon = ((minutes / 60.0).ceil() as usize + 1).clamp(1, 26);
     let c = connectors_of(state, id);
+    // The horizon of the station's default forecast, so its cached fit serves here too (a
+    // window past it is averaged over the hours it covers; waits beyond a day are not asked).
     let fc = state
         .forecasts
-        .forecast_many(state.store.as_ref(), now, vec![(id.to_owned(), c)], horizon)
+        .forecast_many(state.store.as_ref(), now, vec![(id.to_owned(), c)], 24)
         .await?;
     let Some(fc) = fc.first() else {
         return Ok(None);
