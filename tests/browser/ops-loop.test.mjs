@@ -109,8 +109,15 @@ test('hotline call, dispatch on the board, crew on the phone, progress for the c
   // The charger is not connected: a remote reset is refused with a clear message, not a crash.
   await cp.click(`${card} button[data-remote="reset"]`);
   await waitUntil(async () => /not connected/.test(await cp.textContent('#msg')), { what: 'reset refused' });
-  await cp.fill(`#note-${caseId}`, 'Replaced the connector 2 contactor; test charge fine.');
+  await waitUntil(async () => (await cp.locator(`${card} li[data-action="remote_command"]`).count()) === 1, { what: 'card redrawn' });
+  const note = 'Replaced the connector 2 contactor; test charge fine.';
+  await cp.fill(`#note-${caseId}`, note);
   await cp.fill(`#parts-${caseId}`, 'contactor, fuse');
+  // A second refused reset redraws the cards; what the crew typed survives the redraw.
+  await cp.click(`${card} button[data-remote="reset"]`);
+  await waitUntil(async () => (await cp.locator(`${card} li[data-action="remote_command"]`).count()) === 2, { what: 'card redrawn' });
+  assert.equal(await cp.inputValue(`#note-${caseId}`), note);
+  assert.equal(await cp.inputValue(`#parts-${caseId}`), 'contactor, fuse');
   // Nothing on the phone is wider than the screen.
   assert.ok(await cp.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling');
   mkdirSync(SHOTS, { recursive: true });
@@ -121,7 +128,7 @@ test('hotline call, dispatch on the board, crew on the phone, progress for the c
   // The agent's progress view follows without a reload.
   await ap.waitForSelector(`#progress[data-state="resolved"]`, { timeout: 15_000 });
   const steps = await ap.$$eval('#case-timeline li', (lis) => lis.map((li) => li.dataset.action));
-  assert.deepEqual(steps, ['opened', 'assign', 'accept', 'en_route', 'on_site', 'remote_command', 'resolve']);
+  assert.deepEqual(steps, ['opened', 'assign', 'accept', 'en_route', 'on_site', 'remote_command', 'remote_command', 'resolve']);
   await ap.screenshot({ path: join(SHOTS, 'hotline.png') });
 
   const stored = await server.ok('GET', `/api/v1/cases/${caseId}`);

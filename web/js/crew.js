@@ -6,6 +6,9 @@ import { openEvents } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const open = new Set(); // orders whose timeline is unfolded
+// What the crew has typed into a resolve form, by case: a refresh redraws the cards and must not
+// lose a half-written note.
+const drafts = new Map();
 
 function steps(c) {
   switch (c.state) {
@@ -21,6 +24,7 @@ function steps(c) {
 async function act(c, action, body) {
   try {
     await send('POST', `/cases/${c.id}/actions/${action}`, body);
+    if (action === 'resolve') drafts.delete(c.id);
     showOk($('msg'), `#${c.id}: ${action.replace('_', ' ')}`);
   } catch (e) { showError($('msg'), e); }
   await refresh(true);
@@ -35,6 +39,8 @@ async function remote(c, command) {
 }
 
 function card(c) {
+  const draft = drafts.get(c.id) || { note: '', parts: '' };
+  const keep = (field) => (ev) => { drafts.set(c.id, { ...(drafts.get(c.id) || draft), [field]: ev.target.value }); };
   const resolveForm = el('form', {
     class: 'resolve', hidden: c.state !== 'on_site' && !['assigned', 'en_route'].includes(c.state) ? true : null,
     onsubmit: (ev) => {
@@ -45,9 +51,9 @@ function card(c) {
     },
   },
   el('label', { for: `note-${c.id}`, text: 'What was done' }),
-  el('textarea', { id: `note-${c.id}`, name: 'note', required: true, maxlength: '4096' }),
+  el('textarea', { id: `note-${c.id}`, name: 'note', required: true, maxlength: '4096', text: draft.note, oninput: keep('note') }),
   el('label', { for: `parts-${c.id}`, text: 'Parts used (comma separated)' }),
-  el('input', { id: `parts-${c.id}`, name: 'parts', placeholder: 'RCD 40A, fuse' }),
+  el('input', { id: `parts-${c.id}`, name: 'parts', placeholder: 'RCD 40A, fuse', value: draft.parts || null, oninput: keep('parts') }),
   el('div', { class: 'actions' }, el('button', { class: 'btn primary', type: 'submit', text: 'Resolved' })));
   const details = el('details', { open: open.has(c.id) ? true : null, ontoggle: (e) => { if (e.target.open) open.add(c.id); else open.delete(c.id); } },
     el('summary', { class: 'sub', text: 'Timeline' }), timeline(c.timeline || []));
@@ -77,7 +83,15 @@ async function refresh(force = false) {
   // A background refresh keeps what the crew is typing.
   const typing = document.activeElement?.matches?.('form.resolve textarea, form.resolve input');
   if (typing && !force) return;
+  // A redraw keeps the caret where the crew was typing.
+  const focused = typing ? document.activeElement : null;
+  const caret = focused ? [focused.id, focused.selectionStart, focused.selectionEnd] : null;
   $('orders').replaceChildren(...full.map(card));
+  if (caret) {
+    const again = document.getElementById(caret[0]);
+    again?.focus();
+    again?.setSelectionRange?.(caret[1], caret[2]);
+  }
   $('none').hidden = full.length > 0;
 }
 
