@@ -106,6 +106,13 @@ test('units, their planned routes and the plan panel; a breakdown shows live', a
   const fill = await page.$eval(`.unit-marker[data-id="${victim}"] path`, (p) => getComputedStyle(p).fill);
   assert.equal(fill, 'rgb(239, 68, 68)', 'broken in red');
 
+  // Staff move the broken unit (a tow): no re-plan, and the list is re-read only once a minute,
+  // so only the platform's `unit_moved` event can move the marker within seconds.
+  const marker = `.unit-marker[data-id="${victim}"]`;
+  const before = await page.getAttribute(marker, 'style');
+  await api('POST', `/mobile-units/${victim}/report`, { lat: unit.position.lat + 0.08, lon: unit.position.lon + 0.05, status: 'broken' });
+  await waitUntil(async () => (await page.getAttribute(marker, 'style')) !== before, { timeout: 5_000, what: 'the marker moved live' });
+
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, 'units.png') });
   assert.deepEqual(errors, []);

@@ -311,6 +311,67 @@ def test_who_may_do_what(g4):
     assert any(e["action"] == "POST /api/v1/mobile-units/plan" and e["role"] == "dispatcher" for e in audit)
 
 
+TRACKER_PW = "south-tracker-pass-1"
+
+
+def track(server, uid: str, body: dict, auth=None, headers=None) -> requests.Response:
+    return requests.post(f"{server.base_url}/api/v1/mobile-units/{uid}/track", json=body, auth=auth,
+                         headers=headers, timeout=30)
+
+
+def test_a_units_own_tracker_reports_with_credentials_of_its_own(g4):
+    server, _, _ = g4
+    dispatcher, operator = token(server, "dispatcher"), token(server, "operator")
+    path = "/api/v1/mobile-units/unit-south/tracker"
+    assert server.api("PUT", path, {"password": TRACKER_PW}, token=dispatcher).status_code == 403
+    for body, text in (({"password": "short"}, "12 to 128"), ({"password": "x" * 129}, "12 to 128"),
+                       ({"password": "tab\there-and-long"}, "control"), ({}, "password"),
+                       ({"password": TRACKER_PW, "extra": 1}, "unknown field")):
+        r = server.api("PUT", path, body, token=operator)
+        assert r.status_code == 400 and text in r.json()["message"], (body, r.text)
+    assert server.api("PUT", "/api/v1/mobile-units/nobody/tracker", {"password": TRACKER_PW}).status_code == 404
+    # No password yet: the tracker route knows no credentials for the unit.
+    u = units(server)["unit-south"]
+    here = {"lat": u["position"]["lat"], "lon": u["position"]["lon"], "status": u["status"], "station_id": u["station_id"]}
+    assert track(server, "unit-south", here, auth=("unit-south", TRACKER_PW)).status_code == 401
+    r = server.api("PUT", path, {"password": TRACKER_PW}, token=operator)
+    assert r.status_code == 204, r.text
+
+    # Refused: no credentials, a wrong password, another unit's id, a bearer token, a bad id.
+    for auth, headers, uid in ((None, None, "unit-south"), (("unit-south", "wrong-password-1"), None, "unit-south"),
+                               (("unit-north", TRACKER_PW), None, "unit-north"),
+                               (("unit-north", TRACKER_PW), None, "unit-south"),
+                               (None, {"Authorization": f"Bearer {server.token}"}, "unit-south"),
+                               (None, {"Authorization": "Basic !!!not-base64"}, "unit-south"),
+                               (("x" * 60, TRACKER_PW), None, "x" * 60)):
+        r = track(server, uid, here, auth=auth, headers=headers)
+        assert r.status_code == 401, (auth, headers, uid, r.text)
+        assert r.headers["WWW-Authenticate"].startswith("Basic"), r.headers
+    assert units(server)["unit-south"] == u
+
+    # The tracker's report moves the unit, and every map hears of it at once.
+    with EventStream(server) as events:
+        r = track(server, "unit-south", here, auth=("unit-south", TRACKER_PW))
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == "unit-south" and r.json()["status"] == u["status"]
+        ev = events.wait_for(lambda e: e.get("_event") == "unit_moved" and e["unit_id"] == "unit-south",
+                             timeout=30, what="unit_moved")
+    assert close([ev["lat"], ev["lon"]], [here["lat"], here["lon"]]) and ev["status"] == u["status"]
+    assert ev["station_id"] == u["station_id"]
+    # A tracker cannot declare a breakdown (staff do), nor send nonsense.
+    r = track(server, "unit-south", {**here, "status": "broken"}, auth=("unit-south", TRACKER_PW))
+    assert r.status_code == 400 and "breakdowns" in r.json()["message"], r.text
+    r = track(server, "unit-south", {**here, "lat": 51.5, "lon": -0.12}, auth=("unit-south", TRACKER_PW))
+    assert r.status_code == 400 and "outside China" in r.json()["message"], r.text
+    assert units(server)["unit-south"]["status"] == u["status"]
+
+    # A new password ends the old one.
+    server.ok("PUT", path, {"password": TRACKER_PW + "-2"}, status=204)
+    assert track(server, "unit-south", here, auth=("unit-south", TRACKER_PW)).status_code == 401
+    assert track(server, "unit-south", here, auth=("unit-south", TRACKER_PW + "-2")).status_code == 200
+    server.ok("PUT", path, {"password": TRACKER_PW}, status=204)
+
+
 BAD = [
     ("POST", "/api/v1/mobile-units", {"id": "u-bad", "kind": "vehicle", "guns": 2, "gun_kw": 60, "station_id": "nowhere"}, 404, "station nowhere not found"),
     ("POST", "/api/v1/mobile-units", {"id": "u-bad", "kind": "boat", "guns": 2, "gun_kw": 60, "station_id": QUIET}, 400, "kind must be vehicle or container"),
@@ -368,6 +429,10 @@ def test_a_restart_keeps_the_units_and_removal_replans(g4):
     keep = ("name", "kind", "guns", "gun_kw", "cars_per_hour", "position", "status", "station_id", "reported_at", "created_at")
     for uid in before:
         assert {k: after[uid][k] for k in keep} == {k: before[uid][k] for k in keep}, uid
+    # The tracker's credentials are kept too.
+    u = after["unit-south"]
+    here = {"lat": u["position"]["lat"], "lon": u["position"]["lon"], "status": u["status"], "station_id": u["station_id"]}
+    assert track(server, "unit-south", here, auth=("unit-south", TRACKER_PW)).status_code == 200
     p = wait_until(lambda: (lambda p: p if len(p["units"]) == 2 else None)(plan(server)), timeout=60,
                    what="a plan after the restart")
     assert p["version"] >= 1

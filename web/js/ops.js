@@ -285,6 +285,7 @@ function connectEvents() {
       summarySoon();
     },
     units_planned: () => units.reloadSoon(),
+    unit_moved: (ev) => units.moved(ev),
     lagged: () => { reloadSoon(0); units.reloadSoon(); },
   }, async (state) => {
     if (state === 'open') {

@@ -3,12 +3,13 @@
 // lines along the highway with the station it is heading for ringed, and a panel listing the
 // units ("leave at 14:00 for 昭山服务区, ~12 cars") with the plan's totals. The plan comes from
 // `/mobile-units/plan`, re-read whenever the platform announces a new one (`units_planned`);
-// positions from `/mobile-units`, re-read every few seconds while units drive.
+// positions from `/mobile-units`, then moved as each unit reports (`unit_moved`), with the list
+// re-read once a minute in case the feed missed something.
 
 import { api } from './api.js';
 import { el, svg, nameLines, formatClock, fmtInt } from './names.js';
 
-const POSITIONS_MS = 5_000;
+const POSITIONS_MS = 60_000;
 
 // Icons drawn around (0, 0) in screen pixels; CSS scales them by 1/k so they keep their size.
 const ICONS = {
@@ -99,6 +100,23 @@ export class UnitsLayer {
   reloadSoon() {
     clearTimeout(this.soon);
     this.soon = setTimeout(() => this.load(), 200);
+  }
+
+  /** A unit reported (`unit_moved`): move it at once. A unit the layer does not know, or one
+   *  at a new station (whose name the event does not carry), reads the list again. */
+  moved(ev) {
+    const u = this.units?.find((x) => x.id === ev.unit_id);
+    if (!u) { this.reloadSoon(); return; }
+    u.position = { lat: ev.lat, lon: ev.lon };
+    u.status = ev.status;
+    u.reported_at = ev.at;
+    if ((u.station_id ?? null) !== (ev.station_id ?? null)) {
+      u.station_id = ev.station_id;
+      clearTimeout(this.names);
+      this.names = setTimeout(() => this.refreshPositions(), 500);
+    }
+    // Many units report in a burst: draw once per frame.
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = null; this.render(); });
   }
 
   async refreshPositions() {

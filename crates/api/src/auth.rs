@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use chargeops_core::secret::{random_hex, token_digest};
 use chargeops_core::{ApiToken, Role};
@@ -56,6 +56,33 @@ pub(crate) struct TokenCache {
 
 pub(crate) async fn require_token(
     State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // A refused request's body is never read, so the server closes the connection after the
+    // answer. Saying so keeps the client from sending its next request down a closing socket.
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    match check_token(state, req, next).await {
+        Ok(response) => response,
+        Err(e) => {
+            let mut response = e.into_response();
+            if has_body {
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            response
+        }
+    }
+}
+
+async fn check_token(
+    state: Arc<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {

@@ -55,6 +55,17 @@ impl ApiError {
     }
 }
 
+/// 401 for a device that authenticates with HTTP Basic (a robot, a mobile unit's tracker),
+/// asking for Basic credentials where the API's usual 401 asks for a bearer token.
+pub fn basic_unauthorized(message: &'static str) -> Response {
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Basic realm=\"chargeops\""),
+    );
+    resp
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({ "code": self.code, "message": self.message }));

@@ -127,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/mobile-units/{id}", delete(units::delete_unit))
         .route("/mobile-units/{id}/report", post(units::report_unit))
+        .route("/mobile-units/{id}/tracker", put(units::set_tracker))
         .route("/accounts", get(accounts::list).post(accounts::create))
         .route("/accounts/{login}", delete(accounts::delete))
         .route("/accounts/{login}/password", post(accounts::set_password))
@@ -147,6 +148,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(web::router(state.clone()))
         .merge(queue::router())
         .merge(robots::router())
+        .route("/api/v1/mobile-units/{id}/track", post(units::track_unit))
         .fallback(routes::not_found)
         .with_state(state)
 }
@@ -189,6 +191,8 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/mobile-units/plan",
     "/api/v1/mobile-units/{id}",
     "/api/v1/mobile-units/{id}/report",
+    "/api/v1/mobile-units/{id}/tracker",
+    "/api/v1/mobile-units/{id}/track",
     "/api/v1/accounts",
     "/api/v1/accounts/{login}",
     "/api/v1/accounts/{login}/password",

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -42,7 +42,7 @@ use chargeops_dispatch::live::{
 use chargeops_dispatch::{Fleet, Lot, Point};
 use chargeops_gateway::{charger_credentials_ok, valid_charger_id};
 
-use crate::error::{ApiResult, body};
+use crate::error::{ApiResult, basic_unauthorized, body};
 use crate::{ApiError, AppState, Caller};
 
 pub use runner::RobotsConfig;
@@ -702,19 +702,11 @@ struct ReportBody {
     car: Option<String>,
 }
 
-/// 401 for a robot, asking for Basic credentials (the API's usual 401 asks for a bearer token).
+/// 401 for a robot.
 fn robot_unauthorized() -> Response {
-    let mut resp = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
+    basic_unauthorized(
         "missing or wrong robot credentials: HTTP Basic with the robot's charger id and OCPP password",
     )
-    .into_response();
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"chargeops\""),
-    );
-    resp
 }
 
 async fn report(

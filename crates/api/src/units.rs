@@ -7,8 +7,12 @@
 //!
 //! Who may do what:
 //! - `admin` and `operator` add units; `admin` removes them.
-//! - `admin`, `operator` and `dispatcher` report a unit's position and status (a unit's
-//!   telematics gets a `dispatcher` token of its own from `POST /tokens`) and ask for a re-plan.
+//! - `admin`, `operator` and `dispatcher` report a unit's position and status and ask for a
+//!   re-plan.
+//! - A unit's own tracker reports with HTTP Basic credentials of its own (the unit id and the
+//!   `tracker_password` staff gave it, stored as a salted digest) on
+//!   `POST /mobile-units/{id}/track`, outside the bearer-token layer: it may move its unit and
+//!   nothing else, and cannot declare a breakdown (staff do).
 //! - Every token reads the units and the plan.
 //!
 //! Demand, per station and hour: the shortfall is the fitted forecast of arrivals (P50, sessions
@@ -46,17 +50,20 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use chargeops_core::secret::{hash_secret, verify_secret};
 use chargeops_core::{Event, Role, Station};
 use chargeops_dispatch::province::{
     self, Place, Plan, Site, Travel, Unit, UnitStatus as PlannerStatus,
 };
 use chargeops_forecast::SiteForecast;
+use chargeops_gateway::basic_password_of;
 
-use crate::error::{ApiResult, body, query};
+use crate::error::{ApiResult, basic_unauthorized, body, query};
 use crate::forecast::{forecasts_of, hour_of};
 use crate::{ApiError, AppState, Caller};
 
@@ -152,6 +159,10 @@ pub struct MobileUnit {
     pub left_from: Option<String>,
     pub reported_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// Salted digest of the tracker's password (`core::secret::hash_secret`); no tracker
+    /// credentials when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker_secret: Option<String>,
 }
 
 /// Cars a unit serves an hour when not told: one 30 kWh car per gun at 80% of the gun's power,
@@ -1240,6 +1251,14 @@ pub async fn report(
     save(state, &u).await?;
     book.units.insert(u.id.clone(), u.clone());
     drop(book);
+    state.live.publish(Event::UnitMoved {
+        unit_id: u.id.clone(),
+        lat: u.lat,
+        lon: u.lon,
+        status: status.as_str().to_owned(),
+        station_id: u.station_id.clone(),
+        at: now,
+    });
     if status == UnitStatus::Broken && old.status != UnitStatus::Broken {
         let where_ = if old.status == UnitStatus::Driving {
             let to = old.station_id.as_deref().unwrap_or("its destination");
@@ -1374,6 +1393,19 @@ struct NewUnit {
     gun_kw: f64,
     cars_per_hour: Option<f64>,
     station_id: String,
+    /// Credentials for the unit's own tracker (`POST /mobile-units/{id}/track`).
+    tracker_password: Option<String>,
+}
+
+/// A tracker password as given by staff: 12 to 128 printable characters.
+fn tracker_secret(password: &str) -> ApiResult<String> {
+    let n = password.chars().count();
+    if !(12..=128).contains(&n) || password.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "tracker_password must be 12 to 128 characters without control characters, got {n}"
+        )));
+    }
+    Ok(hash_secret(password))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -1419,6 +1451,11 @@ pub(crate) async fn create_unit(
         )));
     }
     let guns = new.guns as u32;
+    let tracker_secret = new
+        .tracker_password
+        .as_deref()
+        .map(tracker_secret)
+        .transpose()?;
     let cars_per_hour = match new.cars_per_hour {
         Some(c) if !(c.is_finite() && c > 0.0 && c <= 50.0) => {
             return Err(ApiError::bad_request(format!(
@@ -1454,6 +1491,7 @@ pub(crate) async fn create_unit(
         left_from: None,
         reported_at: now,
         created_at: now,
+        tracker_secret,
     };
     {
         let mut book = state.units.book.lock().await;
@@ -1497,6 +1535,71 @@ pub(crate) async fn report_unit(
         plan.as_deref(),
         state.live.now(),
     )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackerBody {
+    password: String,
+}
+
+/// `PUT /api/v1/mobile-units/{id}/tracker`: gives the unit's tracker a new password (the old
+/// one stops working at once).
+pub(crate) async fn set_tracker(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<StatusCode> {
+    caller.require_write()?;
+    let b: TrackerBody = body(&bytes)?;
+    let secret = tracker_secret(&b.password)?;
+    let mut book = state.units.book.lock().await;
+    ensure_loaded(&state, &mut book).await?;
+    let Some(mut u) = book.units.get(&id).cloned() else {
+        return Err(ApiError::not_found(format!("mobile unit {id} not found")));
+    };
+    u.tracker_secret = Some(secret);
+    save(&state, &u).await?;
+    book.units.insert(id.clone(), u);
+    tracing::info!(unit_id = %id, by = %caller.name, "mobile unit tracker password set");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the request carries the unit tracker's own Basic credentials.
+async fn tracker_ok(state: &AppState, id: &str, headers: &HeaderMap) -> ApiResult<bool> {
+    let Some(password) = basic_password_of(headers, id) else {
+        return Ok(false);
+    };
+    let mut book = state.units.book.lock().await;
+    ensure_loaded(state, &mut book).await?;
+    Ok(book
+        .units
+        .get(id)
+        .and_then(|u| u.tracker_secret.as_deref())
+        .is_some_and(|stored| verify_secret(&password, stored)))
+}
+
+/// `POST /api/v1/mobile-units/{id}/track`: the unit's own tracker reports, with HTTP Basic
+/// (unit id, tracker password). The answer is the unit as the plan sees it, its next move
+/// included.
+pub(crate) async fn track_unit(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    if !valid_id(&id) || !tracker_ok(&state, &id, &headers).await? {
+        tracing::warn!(unit_id = %id.chars().take(48).collect::<String>(), "unit tracker report refused: wrong or missing credentials");
+        return Ok(basic_unauthorized(
+            "missing or wrong tracker credentials: HTTP Basic with the unit id and its tracker password",
+        ));
+    }
+    let r: Report = body(&bytes)?;
+    let u = report(&state, &id, &r, true).await?;
+    let names = station_names(&state).await?;
+    let plan = state.units.plan();
+    Ok(Json(unit_view(u, &names, plan.as_deref(), state.live.now())).into_response())
 }
 
 /// `DELETE /api/v1/mobile-units/{id}`

@@ -81,6 +81,7 @@ pub async fn seed(store: &Arc<dyn Store>, network: &NetworkSpec, at: DateTime<Ut
             left_from: None,
             reported_at: at,
             created_at: at,
+            tracker_secret: None,
         };
         store
             .put_document(units::DOC_KIND, &unit.id, &serde_json::to_string(&unit)?)

@@ -111,6 +111,18 @@ pub enum Event {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A mobile unit reported where it is and what it does (its tracker or staff), so maps move
+    /// it without asking.
+    UnitMoved {
+        unit_id: String,
+        lat: f64,
+        lon: f64,
+        /// `ready`, `driving`, `serving` or `broken`.
+        status: String,
+        /// Where it is, or where it is driving.
+        station_id: Option<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -129,6 +141,7 @@ impl Event {
             Event::CaseChanged { .. } => "case_changed",
             Event::LotChanged { .. } => "lot_changed",
             Event::UnitsPlanned { .. } => "units_planned",
+            Event::UnitMoved { .. } => "unit_moved",
         }
     }
 }

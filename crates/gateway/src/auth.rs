@@ -78,6 +78,13 @@ fn basic_password(headers: &HeaderMap, charger_id: &str) -> Result<Option<String
     Ok(Some(password.to_owned()))
 }
 
+/// The password of well-formed Basic credentials whose user is `id`, for devices of other kinds
+/// that authenticate the way chargers do (a mobile unit's tracker); `None` when they are
+/// missing, malformed or name another user.
+pub fn basic_password_of(headers: &HeaderMap, id: &str) -> Option<String> {
+    basic_password(headers, id).ok().flatten()
+}
+
 /// The upgrade's credential check for a registered charger, for the other interfaces a
 /// charger's own device speaks (a charging robot's position reports): Basic credentials must be
 /// present, their user must be the charger id and, when the charger has a password, the password

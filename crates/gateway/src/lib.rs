@@ -24,7 +24,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use chargeops_core::{Command, CommandError, CommandReply, Live};
 use chargeops_store::Store;
 
-pub use auth::{charger_credentials_ok, valid_charger_id};
+pub use auth::{basic_password_of, charger_credentials_ok, valid_charger_id};
 pub use metrics::Metrics;
 pub use ykc::{Tariff, TariffSpec, YkcConfig, serve as serve_ykc};
 

@@ -428,7 +428,8 @@ impl Detector {
             Event::QueueChanged { .. }
             | Event::CaseChanged { .. }
             | Event::LotChanged { .. }
-            | Event::UnitsPlanned { .. } => {}
+            | Event::UnitsPlanned { .. }
+            | Event::UnitMoved { .. } => {}
         }
         out
     }
