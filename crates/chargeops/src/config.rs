@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use chargeops_gateway::tls::TlsFiles;
 use chargeops_gateway::{GatewayConfig, RegistrationPolicy, TariffSpec, YkcConfig};
 use chargeops_ykc::CrcOrder;
 
@@ -17,6 +18,12 @@ pub struct Config {
     /// One address for OCPP WebSocket and HTTP.
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// PostgreSQL connection string; when set the store is that database instead of SQLite in
+    /// `data_dir`. A password is better given in the environment than written in a file.
+    pub database_url: Option<String>,
+    /// Schema of that database for chargeops' tables, created if missing (several platforms
+    /// can share one database); unset: the connection's `search_path`, usually `public`.
+    pub database_schema: Option<String>,
     pub registration: RegistrationPolicy,
     pub command_timeout_secs: u64,
     pub heartbeat_interval_secs: u64,
@@ -50,6 +57,19 @@ pub struct Config {
     /// Seconds of platform time after which a robot of a robot lot that has not reported is
     /// offline and its car goes back to waiting.
     pub robot_timeout_secs: u64,
+    /// Address of a second listener serving the same OCPP and HTTP over TLS (OCPP security
+    /// profiles 2 and 3); no TLS listener when unset.
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS listener's certificate (PEM, followed by any intermediates).
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that sign chargers' client certificates: when set, the TLS
+    /// listener asks for a client certificate (security profile 3), verifies one when
+    /// presented, and lets a charger without one use Basic credentials (profile 2).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Refuse OCPP on the plain listener, so chargers must use TLS (no security profile 1).
+    pub ocpp_require_tls: bool,
 }
 
 impl Default for Config {
@@ -58,6 +78,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
             data_dir: PathBuf::from("chargeops-data"),
+            database_url: None,
+            database_schema: None,
             registration: gw.registration,
             command_timeout_secs: gw.command_timeout.as_secs(),
             heartbeat_interval_secs: gw.heartbeat_interval.as_secs(),
@@ -73,6 +95,11 @@ impl Default for Config {
             ops: chargeops_ops::OpsConfig::default(),
             queue: chargeops_queue::QueueConfig::default(),
             robot_timeout_secs: chargeops_api::robots::RobotsConfig::default().timeout_secs,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            ocpp_require_tls: false,
         }
     }
 }
@@ -86,6 +113,15 @@ pub struct Overrides {
     /// Directory of the embedded database [default: ./chargeops-data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep everything in PostgreSQL instead of SQLite in the data directory, e.g.
+    /// postgres://chargeops@db.example:5432/chargeops (key=value strings work too; the
+    /// password is never logged) [default: SQLite]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema for chargeops' tables, created if missing, so several platforms can
+    /// share one database [default: the connection's search_path, usually public]
+    #[arg(long, value_name = "NAME")]
+    pub database_schema: Option<String>,
     /// TOML configuration file
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -107,6 +143,21 @@ pub struct Overrides {
     /// Seconds after which a robot that has not reported is offline [default: 30]
     #[arg(long, value_name = "SECS")]
     pub robot_timeout_secs: Option<u64>,
+    /// Also serve OCPP and HTTP over TLS on this address (wss://, https://) [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS server certificate, PEM (a chain allowed)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS server certificate's private key, PEM
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates, PEM, for chargers' client certificates (security profile 3) [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Refuse OCPP without TLS on the plain listener [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub ocpp_require_tls: Option<bool>,
 }
 
 impl Config {
@@ -121,6 +172,12 @@ impl Config {
         }
         if let Some(v) = &o.data_dir {
             config.data_dir = v.clone();
+        }
+        if let Some(v) = &o.database_url {
+            config.database_url = Some(v.clone());
+        }
+        if let Some(v) = &o.database_schema {
+            config.database_schema = Some(v.clone());
         }
         if let Some(v) = o.registration {
             config.registration = v;
@@ -139,6 +196,21 @@ impl Config {
         }
         if let Some(v) = o.robot_timeout_secs {
             config.robot_timeout_secs = v;
+        }
+        if let Some(v) = o.tls_listen {
+            config.tls_listen = Some(v);
+        }
+        if let Some(v) = &o.tls_cert {
+            config.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &o.tls_key {
+            config.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &o.tls_client_ca {
+            config.tls_client_ca = Some(v.clone());
+        }
+        if let Some(v) = o.ocpp_require_tls {
+            config.ocpp_require_tls = v;
         }
         config.validate()?;
         Ok(config)
@@ -163,6 +235,12 @@ impl Config {
         }
         if let Some(v) = var("CHARGEOPS_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("CHARGEOPS_DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = var("CHARGEOPS_DATABASE_SCHEMA").filter(|v| !v.is_empty()) {
+            self.database_schema = Some(v);
         }
         if let Some(v) = var("CHARGEOPS_REGISTRATION") {
             self.registration = parse("CHARGEOPS_REGISTRATION", v)?;
@@ -191,6 +269,21 @@ impl Config {
         if let Some(v) = var("CHARGEOPS_ROBOT_TIMEOUT_SECS") {
             self.robot_timeout_secs = parse("CHARGEOPS_ROBOT_TIMEOUT_SECS", v)?;
         }
+        if let Some(v) = var("CHARGEOPS_TLS_LISTEN").filter(|v| !v.is_empty()) {
+            self.tls_listen = Some(parse("CHARGEOPS_TLS_LISTEN", v)?);
+        }
+        if let Some(v) = var("CHARGEOPS_TLS_CERT").filter(|v| !v.is_empty()) {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("CHARGEOPS_TLS_KEY").filter(|v| !v.is_empty()) {
+            self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("CHARGEOPS_TLS_CLIENT_CA").filter(|v| !v.is_empty()) {
+            self.tls_client_ca = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("CHARGEOPS_OCPP_REQUIRE_TLS") {
+            self.ocpp_require_tls = parse("CHARGEOPS_OCPP_REQUIRE_TLS", v)?;
+        }
         if let Some(v) = var("CHARGEOPS_LOG") {
             self.log = v;
         }
@@ -203,6 +296,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.database_schema.is_some() && self.database_url.is_none() {
+            bail!("database_schema is set but database_url is not (--database-url URL)");
+        }
         if self.command_timeout_secs == 0 {
             bail!("command_timeout_secs must be at least 1");
         }
@@ -234,7 +330,38 @@ impl Config {
         }
         self.ops.validate().map_err(anyhow::Error::msg)?;
         self.queue.validate().map_err(anyhow::Error::msg)?;
+        self.validate_tls()?;
         Ok(())
+    }
+
+    /// The TLS settings make sense together; the files themselves are read at start.
+    fn validate_tls(&self) -> Result<()> {
+        if self.tls_listen.is_some() {
+            if self.tls_cert.is_none() || self.tls_key.is_none() {
+                bail!("tls_listen needs tls_cert and tls_key (--tls-cert, --tls-key)");
+            }
+        } else {
+            let set = [
+                ("tls_cert", self.tls_cert.is_some()),
+                ("tls_key", self.tls_key.is_some()),
+                ("tls_client_ca", self.tls_client_ca.is_some()),
+                ("ocpp_require_tls", self.ocpp_require_tls),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, on)| *on) {
+                bail!("{name} is set but tls_listen is not (--tls-listen ADDR:PORT)");
+            }
+        }
+        Ok(())
+    }
+
+    /// The TLS listener's files, when there is one.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        self.tls_listen?;
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
     }
 
     /// The YKC listener's settings.
@@ -264,6 +391,7 @@ impl Config {
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_secs),
             max_frame_bytes: self.max_frame_bytes,
             ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+            require_tls: self.ocpp_require_tls,
         }
     }
 }
@@ -320,6 +448,48 @@ mod tests {
             e.contains("[ykc_tariff]") && e.contains("24 letters"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tls_settings_come_together() {
+        let mut c: Config = toml::from_str(
+            "tls_listen = \"127.0.0.1:8443\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.tls().map(|f| f.client_ca), Some(None));
+        assert!(!c.gateway().require_tls);
+        c.apply_env(|k| match k {
+            "CHARGEOPS_TLS_CLIENT_CA" => Some("ca.pem".to_owned()),
+            "CHARGEOPS_OCPP_REQUIRE_TLS" => Some("true".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            c.tls().and_then(|f| f.client_ca),
+            Some(PathBuf::from("ca.pem"))
+        );
+        assert!(c.gateway().require_tls);
+        c.tls_key = None;
+        assert!(c.validate().is_err(), "a TLS listener needs its key");
+        let lonely: Config = toml::from_str("ocpp_require_tls = true\n").unwrap();
+        let e = lonely.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("ocpp_require_tls") && e.contains("tls_listen"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn database_settings() {
+        let mut c: Config = toml::from_str("database_url = \"postgres://a@h/db\"\n").unwrap();
+        c.apply_env(|k| (k == "CHARGEOPS_DATABASE_SCHEMA").then(|| "node2".to_owned()))
+            .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://a@h/db"));
+        assert_eq!(c.database_schema.as_deref(), Some("node2"));
+        c.validate().unwrap();
+        c.database_url = None;
+        assert!(c.validate().is_err(), "a schema without a database");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 use chargeops_core::{Clock, Live};
 use chargeops_gateway::Gateway;
-use chargeops_store::{SqliteStore, Store};
+use chargeops_gateway::tls::{TlsListener, TlsPeer};
+use chargeops_store::{PostgresStore, SqliteStore, Store};
 
 use crate::config::Config;
 
@@ -43,13 +44,45 @@ async fn load_network(store: &dyn Store, live: &Live) -> Result<(usize, usize)> 
     Ok((stations.len(), chargers.len()))
 }
 
-/// A running platform: HTTP and OCPP on `addr`, until [`Platform::stop`].
+/// The store `config` names: PostgreSQL at `database_url` when set, else SQLite in the data
+/// directory.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    if let Some(url) = &config.database_url {
+        let target = chargeops_store::postgres::redact_url(url);
+        let schema = config.database_schema.as_deref();
+        let store = match schema {
+            Some(schema) => PostgresStore::connect_with_schema(url, schema).await,
+            None => PostgresStore::connect(url).await,
+        }
+        .with_context(|| format!("failed to open the PostgreSQL store at {target}"))?;
+        tracing::info!(
+            backend = "postgresql",
+            url = %target,
+            schema = schema.unwrap_or("(search_path)"),
+            "store opened"
+        );
+        return Ok(Arc::new(store));
+    }
+    let store = SqliteStore::open_dir(&config.data_dir).with_context(|| {
+        format!(
+            "failed to open the database in {}",
+            config.data_dir.display()
+        )
+    })?;
+    tracing::info!(backend = "sqlite", path = %store.path().display(), "store opened");
+    Ok(Arc::new(store))
+}
+
+/// A running platform: HTTP and OCPP on `addr` (and over TLS on `tls_addr`), until
+/// [`Platform::stop`].
 pub struct Platform {
     pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
     pub live: Arc<Live>,
     /// The API's state, for in-process simulators (the demo's mobile units report through it).
     pub state: Arc<chargeops_api::AppState>,
-    stop: tokio::sync::oneshot::Sender<()>,
+    /// Stops both listeners (a watch, so each server waits on its own receiver).
+    stop: tokio::sync::watch::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -67,19 +100,20 @@ impl Platform {
 
 /// Opens the store, loads the network into memory and starts serving, on `clock`.
 pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
+    // The TLS files are read first: a missing or bad one stops the start before anything opens.
+    let tls = match config.tls() {
+        Some(files) => {
+            Some(chargeops_gateway::tls::server_config(&files).context("failed to set up TLS")?)
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "failed to create data directory {}",
             config.data_dir.display()
         )
     })?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open_dir(&config.data_dir).with_context(|| {
-            format!(
-                "failed to open the database in {}",
-                config.data_dir.display()
-            )
-        })?);
+    let store = open_store(config).await?;
     let live = Arc::new(Live::with_clock(clock));
     let (stations, chargers) = load_network(store.as_ref(), &live).await?;
     tracing::info!(stations, chargers, data_dir = %config.data_dir.display(), "network loaded");
@@ -117,19 +151,63 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
         .with_context(|| format!("failed to listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, registration = ?config.registration, "chargeops listening");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .into_future(),
+    let tls_listener = match (tls, config.tls_listen) {
+        (Some(tls), Some(tls_addr)) => {
+            let tcp = tokio::net::TcpListener::bind(tls_addr)
+                .await
+                .with_context(|| format!("failed to listen for TLS on {tls_addr}"))?;
+            Some(TlsListener::new(tcp, tls)?)
+        }
+        _ => None,
+    };
+    let tls_addr = match &tls_listener {
+        Some(l) => Some(axum::serve::Listener::local_addr(l)?.addr),
+        None => None,
+    };
+    tracing::info!(
+        plain = %addr,
+        plain_ocpp = if config.ocpp_require_tls {
+            "refused (ocpp_require_tls)"
+        } else {
+            "security profile 1 (ws://, Basic auth)"
+        },
+        tls = %tls_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        tls_ocpp = match (tls_addr, &config.tls_client_ca) {
+            (None, _) => "none",
+            (Some(_), None) => "security profile 2 (wss://, Basic auth)",
+            (Some(_), Some(_)) => {
+                "security profiles 2 and 3 (wss://, Basic auth or client certificate)"
+            }
+        },
+        "chargeops listeners"
     );
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let shutdown = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        // Ends on a stop or when the platform is dropped.
+        let _ = stopped.changed().await;
+    };
+    let plain = axum::serve(
+        listener,
+        app.clone()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown(stopped.clone()))
+    .into_future();
+    let server = match tls_listener {
+        None => tokio::spawn(plain),
+        Some(tls_listener) => {
+            let tls = axum::serve(
+                tls_listener,
+                app.into_make_service_with_connect_info::<TlsPeer>(),
+            )
+            .with_graceful_shutdown(shutdown(stopped))
+            .into_future();
+            tokio::spawn(async move { tokio::try_join!(plain, tls).map(|_| ()) })
+        }
+    };
     Ok(Platform {
         addr,
+        tls_addr,
         live,
         state,
         stop,
@@ -141,6 +219,9 @@ pub async fn run(config: Config) -> Result<()> {
     let platform = start(&config, Clock::real()).await?;
     let addr = platform.addr;
     eprintln!("chargeops listening on http://{addr}  (OCPP: ws://{addr}/ocpp/{{chargerId}})");
+    if let Some(tls) = platform.tls_addr {
+        eprintln!("chargeops listening on https://{tls}  (OCPP: wss://{tls}/ocpp/{{chargerId}})");
+    }
     shutdown_signal().await;
     platform.stop().await
 }

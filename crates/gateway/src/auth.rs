@@ -1,10 +1,15 @@
 //! The WebSocket upgrade: charger identity from the path, HTTP Basic credentials (OCPP security
-//! profile 1), the registration policy for unknown chargers, and subprotocol negotiation.
+//! profiles 1 and 2), the client certificate's identity (profile 3), the refusal of plain
+//! connections when TLS is required, the registration policy for unknown chargers, and
+//! subprotocol negotiation.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,6 +21,7 @@ use chargeops_store::ErrorKind;
 
 use crate::connection;
 use crate::metrics::Metrics;
+use crate::tls::{CertIdentity, TlsPeer};
 use crate::{Gateway, RegistrationPolicy, UNASSIGNED_STATION};
 
 /// OCPP 2.0.1 caps the charging station identity at 48 characters; we hold 1.6 chargers to the
@@ -99,14 +105,60 @@ pub fn charger_credentials_ok(headers: &HeaderMap, charger: &Charger) -> bool {
     }
 }
 
+/// Where an upgrade request came from: the peer's address and, on the TLS listener, what its
+/// client certificate says (`None` on the plain listener).
+pub(crate) struct Peer {
+    addr: Option<SocketAddr>,
+    tls: Option<CertIdentity>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Each listener puts its own connect info on its requests (see `tls::TlsPeer`).
+        if let Some(ConnectInfo(tls)) = parts.extensions.get::<ConnectInfo<TlsPeer>>() {
+            return Ok(Peer {
+                addr: Some(tls.addr),
+                tls: Some(tls.identity.clone()),
+            });
+        }
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr);
+        Ok(Peer { addr, tls: None })
+    }
+}
+
+/// What a connection's client certificate decides about a charger id at the upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertDecision {
+    /// No certificate: Basic credentials decide, as on a plain connection.
+    Basic,
+    /// The certificate's CommonName is this charger id: authenticated, no password needed.
+    Authenticated,
+    /// A verified certificate naming another charger, or no one: refused, whatever the
+    /// password, since a charger presenting another's certificate is not who it claims.
+    Refused,
+}
+
+pub(crate) fn cert_decision(identity: &CertIdentity, charger_id: &str) -> CertDecision {
+    match identity {
+        CertIdentity::None => CertDecision::Basic,
+        CertIdentity::Named(name) if **name == *charger_id => CertDecision::Authenticated,
+        CertIdentity::Named(_) | CertIdentity::Unnamed => CertDecision::Refused,
+    }
+}
+
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
     Path(charger_id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    peer_info: Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let peer = Some(peer.to_string());
+    let peer = peer_info.addr.map(|addr| addr.to_string());
     if !valid_charger_id(&charger_id) {
         tracing::warn!(
             peer,
@@ -115,6 +167,49 @@ pub(crate) async fn upgrade(
         );
         return refuse(&gw, StatusCode::BAD_REQUEST, "invalid charger id");
     }
+    let by_certificate = match &peer_info.tls {
+        None if gw.config.require_tls => {
+            tracing::warn!(
+                charger_id,
+                peer,
+                "refused upgrade: OCPP without TLS is not allowed here"
+            );
+            return refuse(
+                &gw,
+                StatusCode::FORBIDDEN,
+                "OCPP requires TLS on this server: connect with wss:// (security profile 2 or 3)",
+            );
+        }
+        None => false,
+        Some(identity) => match cert_decision(identity, &charger_id) {
+            CertDecision::Basic => false,
+            CertDecision::Authenticated => {
+                tracing::debug!(
+                    charger_id,
+                    peer,
+                    "charger authenticated by client certificate"
+                );
+                true
+            }
+            CertDecision::Refused => {
+                let certificate = match identity {
+                    CertIdentity::Named(name) => Some(name.as_ref()),
+                    CertIdentity::None | CertIdentity::Unnamed => None,
+                };
+                tracing::warn!(
+                    charger_id,
+                    peer,
+                    certificate,
+                    "refused upgrade: client certificate is not for this charger"
+                );
+                return refuse(
+                    &gw,
+                    StatusCode::FORBIDDEN,
+                    "client certificate does not match the charger id",
+                );
+            }
+        },
+    };
     let password = match basic_password(&headers, &charger_id) {
         Ok(p) => p,
         Err(()) => {
@@ -135,7 +230,8 @@ pub(crate) async fn upgrade(
     };
     let charger = match charger {
         Some(c) => {
-            if let Some(hash) = &c.password_hash {
+            // A charger that proved its identity with a certificate needs no password.
+            if let Some(hash) = c.password_hash.as_ref().filter(|_| !by_certificate) {
                 match &password {
                     Some(p) if verify_secret(p, hash) => {}
                     _ => {
@@ -284,6 +380,31 @@ mod tests {
         assert!(!valid_charger_id("a%2Fb"));
         assert!(!valid_charger_id(&"x".repeat(49)));
         assert!(valid_charger_id(&"x".repeat(48)));
+    }
+
+    #[test]
+    fn a_certificate_authenticates_only_its_own_charger() {
+        let named = |id: &str| CertIdentity::Named(id.into());
+        assert_eq!(
+            cert_decision(&named("CP-1"), "CP-1"),
+            CertDecision::Authenticated
+        );
+        // Another charger's certificate is refused, never a fallback to the password.
+        assert_eq!(cert_decision(&named("CP-2"), "CP-1"), CertDecision::Refused);
+        // Ids are compared exactly: no case folding, no prefixes.
+        assert_eq!(cert_decision(&named("cp-1"), "CP-1"), CertDecision::Refused);
+        assert_eq!(
+            cert_decision(&named("CP-1"), "CP-10"),
+            CertDecision::Refused
+        );
+        assert_eq!(
+            cert_decision(&CertIdentity::Unnamed, "CP-1"),
+            CertDecision::Refused
+        );
+        assert_eq!(
+            cert_decision(&CertIdentity::None, "CP-1"),
+            CertDecision::Basic
+        );
     }
 
     #[test]

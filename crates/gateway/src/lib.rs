@@ -8,6 +8,7 @@
 mod auth;
 mod connection;
 pub mod metrics;
+pub mod tls;
 mod v16;
 mod v201;
 mod ykc;
@@ -70,6 +71,8 @@ pub struct GatewayConfig {
     pub max_frame_bytes: usize,
     /// Server WebSocket ping interval; a connection silent for three intervals is dropped.
     pub ping_interval: Duration,
+    /// Refuse OCPP on the plain listener: chargers must use TLS (security profile 2 or 3).
+    pub require_tls: bool,
 }
 
 impl Default for GatewayConfig {
@@ -80,6 +83,7 @@ impl Default for GatewayConfig {
             heartbeat_interval: Duration::from_secs(300),
             max_frame_bytes: 64 * 1024,
             ping_interval: Duration::from_secs(120),
+            require_tls: false,
         }
     }
 }

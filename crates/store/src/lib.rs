@@ -15,9 +15,11 @@ use chargeops_core::{
 use chargeops_ops::{AuditEntry, Case, CaseKind, Crew, TimelineEntry};
 use chargeops_queue::Ticket;
 
+pub mod postgres;
 pub mod sqlite;
 pub mod suite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// What a caller can act on; anything else is `Backend`.

@@ -1,5 +1,5 @@
 //! The conformance suite: what every `Store` backend must do, written once and run against each
-//! (the SQLite one in `tests/sqlite.rs`, PostgreSQL when it comes), as Quickwit runs its
+//! (SQLite in `tests/sqlite.rs`, PostgreSQL in `tests/postgres.rs`), as Quickwit runs its
 //! `metastore_test_suite!` against every metastore.
 //!
 //! A backend's test binary expands the suite with a constructor of empty stores; each case becomes
