@@ -12,8 +12,11 @@
 //!   numbers without a contact, and see ids and contacts. Other roles with a token see the queue
 //!   with ids and masked contacts.
 
+mod reserve;
 mod runner;
 mod webhook;
+
+pub(crate) use reserve::new_reservation_id;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -62,6 +65,8 @@ pub struct QueueState {
     histories: Mutex<HashMap<String, (Instant, Arc<History>)>>,
     /// Diversion suggestions given since start, by (from, to).
     suggestions: Mutex<HashMap<(String, String), u64>>,
+    /// Called tickets' reservations on the chargers, and the authority for their id tags.
+    reservations: Arc<reserve::Reservations>,
 }
 
 impl Default for QueueState {
@@ -72,6 +77,7 @@ impl Default for QueueState {
             notifier: RwLock::new(Arc::new(LogNotifier)),
             histories: Mutex::new(HashMap::new()),
             suggestions: Mutex::new(HashMap::new()),
+            reservations: Arc::default(),
         }
     }
 }
@@ -151,14 +157,21 @@ async fn ensure_loaded(state: &AppState, book: &mut Book) -> ApiResult<()> {
     for c in state.store.list_chargers().await? {
         book.chargers.entry(c.station_id).or_default().insert(c.id);
     }
+    state
+        .queue
+        .reservations
+        .load(state.store.as_ref(), state.live.now())
+        .await?;
     book.loaded = true;
     Ok(())
 }
 
-/// Stores a changed ticket, then keeps it in the book.
+/// Stores a changed ticket, then keeps it in the book and the charger's reservation in step
+/// (every change of a ticket comes through here).
 async fn save(state: &AppState, book: &mut Book, t: Ticket) -> ApiResult<Ticket> {
     state.store.update_ticket(&t).await?;
     book.put(t.clone());
+    state.queue.reservations.follow(state, &t).await;
     Ok(t)
 }
 
@@ -388,7 +401,13 @@ enum Audience {
     Staff,
 }
 
-fn view(t: &Ticket, position: Option<usize>, estimate: Option<i64>, who: Audience) -> Value {
+fn view(
+    t: &Ticket,
+    position: Option<usize>,
+    estimate: Option<i64>,
+    reservation: Option<&reserve::Reservation>,
+    who: Audience,
+) -> Value {
     let estimated_wait_s = match t.state {
         TicketState::Waiting => estimate.map_or(Value::Null, |e| json!(e)),
         TicketState::Called | TicketState::Charging => json!(0),
@@ -426,6 +445,12 @@ fn view(t: &Ticket, position: Option<usize>, estimate: Option<i64>, who: Audienc
             o.insert("initial_estimate_s".into(), json!(t.initial_estimate_s));
             o.insert("passes".into(), json!(t.passes));
         }
+        // The id tag starts a car on the reserved connector: only the holder and staff see it.
+        let with_tag = matches!(who, Audience::Staff | Audience::Holder);
+        o.insert(
+            "reservation".into(),
+            reservation.map_or(Value::Null, |r| r.view(with_tag)),
+        );
     }
     v
 }
@@ -442,7 +467,8 @@ async fn ticket_view(state: &AppState, book: &Book, t: &Ticket, who: Audience) -
     } else {
         None
     };
-    Ok(view(t, position, est, who))
+    let reservation = state.queue.reservations.get(&t.id);
+    Ok(view(t, position, est, reservation.as_ref(), who))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,6 +583,7 @@ async fn station_queue(
                 t,
                 ticket::position(tickets, &t.id),
                 est.by_ticket.get(&t.id).copied().flatten(),
+                state.queue.reservations.get(&t.id).as_ref(),
                 who,
             )
         })
@@ -962,9 +989,18 @@ fn station_now(state: &AppState, book: &Book, id: &str, power_kw: f64, typical: 
     let c = state.live.station_counts(id).unwrap_or_default();
     let tickets = book.tickets(id);
     let waiting = ticket::waiting_in_order(tickets).len();
+    // A called ticket takes one of the available connectors, unless its charger reserved the
+    // connector (then the live counts have it as reserved already).
     let called_free = tickets
         .iter()
         .filter(|t| t.state == TicketState::Called)
+        .filter(|t| match (&t.charger_id, t.connector_id) {
+            (Some(ch), Some(cn)) => state
+                .live
+                .connector(ch, t.evse_id.unwrap_or(cn), cn)
+                .is_none_or(|c| c.status == ConnectorStatus::Available),
+            _ => true,
+        })
         .count() as u64;
     let observed = state.live.station_waiting(id) as usize;
     let free = c.available.saturating_sub(called_free) as usize;
@@ -1284,5 +1320,8 @@ pub fn start(state: &Arc<AppState>, config: QueueConfig) -> Option<tokio::task::
         .config
         .write()
         .unwrap_or_else(|e| e.into_inner()) = config.clone();
+    state
+        .gateway
+        .set_tag_authority(state.queue.reservations.clone());
     runner::spawn(state.clone(), config)
 }

@@ -406,6 +406,113 @@ struct CommandBody {
     key: Option<String>,
     value: Option<String>,
     report_base: Option<String>,
+    /// reserve-now: how long the reservation lasts, or until when.
+    expires_in_s: Option<i64>,
+    expiry: Option<DateTime<Utc>>,
+    reservation_id: Option<i64>,
+}
+
+/// The longest reservation the API makes: a queue's plug-in window is minutes.
+const MAX_RESERVATION_S: i64 = 24 * 3600;
+
+fn reservation_id(v: Option<i64>, command: &str) -> ApiResult<i32> {
+    let id = required(v, "reservation_id", command)?;
+    i32::try_from(id)
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| ApiError::bad_request("reservation_id must be 0 to 2147483647"))
+}
+
+/// reserve-now's command from its body: the tag, the connector or EVSE (0: the charger as a
+/// whole), an expiry in the future, and an id (one is chosen when not given).
+fn reserve_now(state: &AppState, b: CommandBody) -> ApiResult<Command> {
+    let n = "reserve-now";
+    let id_tag = required(b.id_tag, "id_tag", n)?;
+    if id_tag.trim().is_empty() || id_tag.len() > 36 {
+        return Err(ApiError::bad_request("id_tag must be 1 to 36 characters"));
+    }
+    if b.connector_id.is_none() && b.evse_id.is_none() {
+        return Err(ApiError::bad_request(
+            "reserve-now needs `connector_id` or `evse_id` (0: the charger as a whole)",
+        ));
+    }
+    let now = state.live.now();
+    let expiry = match (b.expires_in_s, b.expiry) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give `expires_in_s` or `expiry`, not both",
+            ));
+        }
+        (Some(s), None) if (1..=MAX_RESERVATION_S).contains(&s) => {
+            now + chrono::Duration::seconds(s)
+        }
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(format!(
+                "expires_in_s must be 1 to {MAX_RESERVATION_S}"
+            )));
+        }
+        (None, Some(at))
+            if at > now && at <= now + chrono::Duration::seconds(MAX_RESERVATION_S) =>
+        {
+            at
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "expiry must be in the future, within a day",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "reserve-now needs `expires_in_s` or `expiry`",
+            ));
+        }
+    };
+    let reservation_id = match b.reservation_id {
+        Some(_) => reservation_id(b.reservation_id, n)?,
+        None => crate::queue::new_reservation_id(),
+    };
+    Ok(Command::ReserveNow {
+        evse_id: b.evse_id,
+        connector_id: b.connector_id,
+        id_tag,
+        expiry,
+        reservation_id,
+    })
+}
+
+/// A connector or EVSE the charger has never reported is refused here rather than sent (while
+/// the charger has reported none at all, it is asked anyway).
+fn known_connector(state: &AppState, id: &str, cmd: &Command) -> ApiResult<()> {
+    let Command::ReserveNow {
+        evse_id,
+        connector_id,
+        ..
+    } = cmd
+    else {
+        return Ok(());
+    };
+    let Some(snap) = state.live.snapshot(id).filter(|s| !s.connectors.is_empty()) else {
+        return Ok(());
+    };
+    let known = match (*evse_id, *connector_id) {
+        (Some(0) | None, Some(0) | None) => true,
+        (Some(e), Some(c)) => snap
+            .connectors
+            .iter()
+            .any(|x| x.evse_id == e && x.connector_id == c),
+        (Some(e), None) => snap.connectors.iter().any(|x| x.evse_id == e),
+        (None, Some(c)) => snap
+            .connectors
+            .iter()
+            .any(|x| x.connector_id == c || x.evse_id == c),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "charger {id} has no such connector or EVSE"
+        )))
+    }
 }
 
 fn required<T>(v: Option<T>, field: &str, command: &str) -> ApiResult<T> {
@@ -476,18 +583,30 @@ pub(crate) async fn command(
         "get-base-report" => Command::GetBaseReport {
             report_base: b.report_base.unwrap_or_else(|| "FullInventory".to_owned()),
         },
+        "reserve-now" => reserve_now(&state, b)?,
+        "cancel-reservation" => Command::CancelReservation {
+            reservation_id: reservation_id(b.reservation_id, n)?,
+        },
         other => {
             return Err(ApiError::not_found(format!(
-                "unknown command {other:?}; known: remote-start, remote-stop, change-availability, reset, unlock-connector, trigger, get-configuration, set-configuration, clear-cache, get-base-report"
+                "unknown command {other:?}; known: remote-start, remote-stop, change-availability, reset, unlock-connector, trigger, get-configuration, set-configuration, clear-cache, get-base-report, reserve-now, cancel-reservation"
             )));
         }
     };
     charger(&state, &id).await?;
+    known_connector(&state, &id, &cmd)?;
+    let reservation = match &cmd {
+        Command::ReserveNow { reservation_id, .. } => Some(*reservation_id),
+        _ => None,
+    };
     tracing::info!(charger_id = %id, command = n, by = %caller.name, "command requested");
     let reply = state.gateway.command(&id, cmd).await?;
-    Ok(Json(
-        json!({ "status": reply.status, "response": reply.response }),
-    ))
+    let mut out = json!({ "status": reply.status, "response": reply.response });
+    if let Some(r) = reservation {
+        // The id to cancel it by, when the platform chose it.
+        out["reservation_id"] = json!(r);
+    }
+    Ok(Json(out))
 }
 
 // Sessions.

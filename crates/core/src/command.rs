@@ -1,6 +1,7 @@
 //! Commands the platform sends to a charger, in protocol-neutral terms. The gateway maps each
 //! to the charger's own OCPP version (RemoteStartTransaction or RequestStartTransaction, ...).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -45,6 +46,21 @@ pub enum Command {
     GetBaseReport {
         report_base: String,
     },
+    /// Holds a connector (or, with neither id or id 0, the charger as a whole) for `id_tag`
+    /// until `expiry`: the charger lets only that tag start there meanwhile.
+    ReserveNow {
+        /// OCPP 2.0.1 EVSE; for OCPP 1.6 the connector is used.
+        evse_id: Option<u32>,
+        connector_id: Option<u32>,
+        id_tag: String,
+        expiry: DateTime<Utc>,
+        /// Chosen by the platform; names the reservation in `CancelReservation` and in the
+        /// charger's later messages.
+        reservation_id: i32,
+    },
+    CancelReservation {
+        reservation_id: i32,
+    },
 }
 
 impl Command {
@@ -60,6 +76,8 @@ impl Command {
             Command::SetConfiguration { .. } => "set-configuration",
             Command::ClearCache => "clear-cache",
             Command::GetBaseReport { .. } => "get-base-report",
+            Command::ReserveNow { .. } => "reserve-now",
+            Command::CancelReservation { .. } => "cancel-reservation",
         }
     }
 }

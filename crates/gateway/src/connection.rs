@@ -127,16 +127,19 @@ impl Ctx {
         let tag = self.gw.store.get_id_tag(id_tag).await.map_err(internal)?;
         Ok(match tag {
             Some(t) => t.effective_status(self.gw.live.now()),
-            None if self
-                .gw
-                .tag_authority
-                .get()
-                .is_some_and(|a| a.accepts(&self.charger_id, id_tag)) =>
-            {
-                IdTagStatus::Accepted
-            }
+            None if self.vouched_for(id_tag) => IdTagStatus::Accepted,
             None => IdTagStatus::Invalid,
         })
+    }
+
+    /// Whether a [`crate::TagAuthority`] accepts a tag the id-tag list does not know here.
+    fn vouched_for(&self, id_tag: &str) -> bool {
+        let all = self
+            .gw
+            .tag_authority
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        all.iter().any(|a| a.accepts(&self.charger_id, id_tag))
     }
 
     /// A session of this charger by its transaction id, from the cache or the store.

@@ -318,7 +318,7 @@ pub struct Gateway {
     pub(crate) connections: Connections,
     pub(crate) next_conn_id: AtomicU64,
     pub metrics: Metrics,
-    pub(crate) tag_authority: std::sync::OnceLock<Arc<dyn TagAuthority>>,
+    pub(crate) tag_authority: std::sync::RwLock<Vec<Arc<dyn TagAuthority>>>,
 }
 
 impl Gateway {
@@ -330,14 +330,18 @@ impl Gateway {
             connections: Connections::new(),
             next_conn_id: AtomicU64::new(1),
             metrics: Metrics::default(),
-            tag_authority: std::sync::OnceLock::new(),
+            tag_authority: std::sync::RwLock::default(),
         })
     }
 
-    /// Sets the [`TagAuthority`] asked about tags the id-tag list does not know; the first
-    /// one set stays.
+    /// Adds a [`TagAuthority`] asked about tags the id-tag list does not know (robot lots,
+    /// queue reservations); a tag any of them accepts is accepted.
     pub fn set_tag_authority(&self, authority: Arc<dyn TagAuthority>) {
-        let _ = self.tag_authority.set(authority);
+        let mut all = self
+            .tag_authority
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        all.push(authority);
     }
 
     pub fn config(&self) -> &GatewayConfig {

@@ -152,6 +152,11 @@ async fn status(ctx: &mut Ctx, req: v16::StatusNotificationRequest) -> Result<Va
 async fn start(ctx: &mut Ctx, req: v16::StartTransactionRequest) -> Result<Value, CallFailure> {
     let auth = ctx.authorize(&req.id_tag).await?;
     let connector = index(req.connector_id, "connectorId")?;
+    if let Some(reservation_id) = req.reservation_id {
+        // The charger has ended the reservation by starting on it; whoever reserved follows
+        // the session through its id tag.
+        tracing::info!(charger_id = %ctx.charger_id, connector, reservation_id, "transaction started on a reservation");
+    }
     // The session is recorded whatever the tag's status: the charger has started it and will
     // stop it itself when told the tag is not accepted, and that energy is real.
     let session = ctx
@@ -339,6 +344,26 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
             ("ChangeConfiguration", json!({ "key": key, "value": value }))
         }
         Command::ClearCache => ("ClearCache", json!({})),
+        Command::ReserveNow {
+            evse_id,
+            connector_id,
+            id_tag,
+            expiry,
+            reservation_id,
+        } => (
+            "ReserveNow",
+            json!({
+                // Connector 0 reserves the charger as a whole (ReserveConnectorZeroSupported).
+                "connectorId": connector_id.or(*evse_id).unwrap_or(0),
+                "expiryDate": expiry.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "idTag": id_tag,
+                "reservationId": reservation_id,
+            }),
+        ),
+        Command::CancelReservation { reservation_id } => (
+            "CancelReservation",
+            json!({ "reservationId": reservation_id }),
+        ),
         Command::GetBaseReport { .. } => {
             return Err(CommandError::Unsupported {
                 command: cmd.name(),
@@ -354,5 +379,81 @@ pub(crate) fn reply_status(action: &str, payload: &Value) -> String {
         (_, Some(s)) => s.to_owned(),
         // GetConfiguration has no status: an answer is the success.
         _ => "Accepted".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chargeops_ocpp::Version;
+    use chargeops_ocpp::schema::{self, Direction};
+    use chrono::{TimeZone, Utc};
+
+    fn out(cmd: &Command) -> (&'static str, Value) {
+        let (action, payload) = command(cmd).expect("maps");
+        schema::validate(Version::V16, action, Direction::Request, &payload)
+            .unwrap_or_else(|e| panic!("{action} {payload}: {e}"));
+        (action, payload)
+    }
+
+    fn reserve(evse_id: Option<u32>, connector_id: Option<u32>) -> Command {
+        Command::ReserveNow {
+            evse_id,
+            connector_id,
+            id_tag: "Q3f9c0a17e2b4d6c81".into(),
+            expiry: Utc
+                .with_ymd_and_hms(2024, 5, 1, 10, 5, 0)
+                .single()
+                .expect("time"),
+            reservation_id: 1_048_577,
+        }
+    }
+
+    #[test]
+    fn reserve_now_names_the_connector() {
+        let want = |c: u32| {
+            json!({
+                "connectorId": c,
+                "expiryDate": "2024-05-01T10:05:00.000Z",
+                "idTag": "Q3f9c0a17e2b4d6c81",
+                "reservationId": 1_048_577,
+            })
+        };
+        assert_eq!(out(&reserve(Some(1), Some(2))), ("ReserveNow", want(2)));
+        assert_eq!(out(&reserve(Some(3), None)), ("ReserveNow", want(3)));
+        // Neither: connector 0, the charger as a whole.
+        assert_eq!(out(&reserve(None, None)), ("ReserveNow", want(0)));
+    }
+
+    #[test]
+    fn cancel_reservation_and_answers() {
+        assert_eq!(
+            out(&Command::CancelReservation { reservation_id: 9 }),
+            ("CancelReservation", json!({ "reservationId": 9 }))
+        );
+        for status in ["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"] {
+            let answer = json!({ "status": status });
+            assert_eq!(
+                schema::validate(Version::V16, "ReserveNow", Direction::Response, &answer),
+                Ok(())
+            );
+            assert_eq!(reply_status("ReserveNow", &answer), status);
+        }
+        assert!(
+            schema::validate(
+                Version::V16,
+                "CancelReservation",
+                Direction::Response,
+                &json!({ "status": "Occupied" })
+            )
+            .is_err()
+        );
+        // A 21-character tag is more than 1.6 allows: refused before it reaches a charger.
+        let mut long = reserve(Some(1), None);
+        if let Command::ReserveNow { id_tag, .. } = &mut long {
+            *id_tag = "x".repeat(21);
+        }
+        let (action, payload) = command(&long).expect("maps");
+        assert!(schema::validate(Version::V16, action, Direction::Request, &payload).is_err());
     }
 }

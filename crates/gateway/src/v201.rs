@@ -61,6 +61,13 @@ pub(crate) async fn handle(
             tracing::info!(charger_id = %ctx.charger_id, vendor_id = %payload["vendorId"], "data transfer from an unknown vendor");
             Ok(json!({ "status": "UnknownVendorId" }))
         }
+        "ReservationStatusUpdate" => {
+            // Expired or Removed: the platform's own hold runs on its own deadline, so the
+            // charger's word is logged for the operator.
+            let req: v201::ReservationStatusUpdateRequest = parse(payload)?;
+            tracing::info!(charger_id = %ctx.charger_id, reservation_id = req.reservation_id, status = %wire(&req.reservation_update_status), "reservation status update");
+            Ok(json!({}))
+        }
         "NotifyEvent"
         | "SecurityEventNotification"
         | "NotifyReport"
@@ -182,6 +189,9 @@ async fn transaction_event(
     let register = energy_register(&samples);
     if req.offline == Some(true) {
         tracing::info!(charger_id = %ctx.charger_id, transaction = %reference, seq_no, event, "transaction event replayed from offline");
+    }
+    if let Some(reservation_id) = req.reservation_id {
+        tracing::info!(charger_id = %ctx.charger_id, transaction = %reference, reservation_id, "transaction on a reservation");
     }
 
     // A Started that was lost (or an Updated/Ended for a transaction begun while the platform
@@ -401,6 +411,28 @@ pub(crate) fn command(cmd: &Command) -> Result<(&'static str, Value), CommandErr
             )
         }
         Command::ClearCache => ("ClearCache", json!({})),
+        Command::ReserveNow {
+            evse_id,
+            connector_id,
+            id_tag,
+            expiry,
+            reservation_id,
+        } => {
+            let mut p = json!({
+                "id": reservation_id,
+                "expiryDateTime": expiry.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "idToken": { "idToken": id_tag, "type": "Central" },
+            });
+            // Without an EVSE (or with EVSE 0) the station reserves any EVSE it has free.
+            if let Some(e) = evse_of(*evse_id, *connector_id).filter(|e| *e != 0) {
+                p["evseId"] = json!(e);
+            }
+            ("ReserveNow", p)
+        }
+        Command::CancelReservation { reservation_id } => (
+            "CancelReservation",
+            json!({ "reservationId": reservation_id }),
+        ),
         Command::GetBaseReport { report_base } => {
             let request_id = (Utc::now().timestamp_millis() % i64::from(i32::MAX)) as i32;
             (
@@ -421,4 +453,76 @@ pub(crate) fn reply_status(action: &str, payload: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("Accepted")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chargeops_ocpp::Version;
+    use chargeops_ocpp::schema::{self, Direction};
+    use chrono::TimeZone;
+
+    fn out(cmd: &Command) -> (&'static str, Value) {
+        let (action, payload) = command(cmd).expect("maps");
+        schema::validate(Version::V201, action, Direction::Request, &payload)
+            .unwrap_or_else(|e| panic!("{action} {payload}: {e}"));
+        (action, payload)
+    }
+
+    fn reserve(evse_id: Option<u32>, connector_id: Option<u32>) -> Command {
+        Command::ReserveNow {
+            evse_id,
+            connector_id,
+            id_tag: "Q3f9c0a17e2b4d6c81".into(),
+            expiry: Utc
+                .with_ymd_and_hms(2024, 5, 1, 10, 5, 0)
+                .single()
+                .expect("time"),
+            reservation_id: 1_048_577,
+        }
+    }
+
+    #[test]
+    fn reserve_now_names_the_evse_and_a_central_token() {
+        let want = json!({
+            "id": 1_048_577,
+            "expiryDateTime": "2024-05-01T10:05:00.000Z",
+            "idToken": { "idToken": "Q3f9c0a17e2b4d6c81", "type": "Central" },
+            "evseId": 2,
+        });
+        assert_eq!(
+            out(&reserve(Some(2), Some(1))),
+            ("ReserveNow", want.clone())
+        );
+        // A bare connector id names the EVSE (EVSE n has connector 1), as for the other commands.
+        assert_eq!(out(&reserve(None, Some(2))), ("ReserveNow", want));
+        // No EVSE, or EVSE 0: the station picks.
+        for (e, c) in [(None, None), (Some(0), None)] {
+            let (_, p) = out(&reserve(e, c));
+            assert!(p.get("evseId").is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn cancel_reservation_and_answers() {
+        assert_eq!(
+            out(&Command::CancelReservation { reservation_id: 9 }),
+            ("CancelReservation", json!({ "reservationId": 9 }))
+        );
+        for status in ["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"] {
+            let answer = json!({ "status": status, "statusInfo": { "reasonCode": "x" } });
+            assert_eq!(
+                schema::validate(Version::V201, "ReserveNow", Direction::Response, &answer),
+                Ok(())
+            );
+            assert_eq!(reply_status("ReserveNow", &answer), status);
+        }
+        // A 37-character token is more than 2.0.1 allows: refused before it reaches a charger.
+        let mut long = reserve(Some(1), None);
+        if let Command::ReserveNow { id_tag, .. } = &mut long {
+            *id_tag = "x".repeat(37);
+        }
+        let (action, payload) = command(&long).expect("maps");
+        assert!(schema::validate(Version::V201, action, Direction::Request, &payload).is_err());
+    }
 }

@@ -1096,3 +1096,71 @@ impl ClearCacheStatus {
         }
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReserveNowRequest {
+    pub connector_id: i32,
+    #[serde(with = "crate::time::utc")]
+    pub expiry_date: DateTime<Utc>,
+    pub id_tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id_tag: Option<String>,
+    pub reservation_id: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReserveNowResponse {
+    pub status: ReservationStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReservationStatus {
+    Accepted,
+    Faulted,
+    Occupied,
+    Rejected,
+    Unavailable,
+}
+
+impl ReservationStatus {
+    /// The value as spelled on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::Faulted => "Faulted",
+            Self::Occupied => "Occupied",
+            Self::Rejected => "Rejected",
+            Self::Unavailable => "Unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReservationRequest {
+    pub reservation_id: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReservationResponse {
+    pub status: CancelReservationStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CancelReservationStatus {
+    Accepted,
+    Rejected,
+}
+
+impl CancelReservationStatus {
+    /// The value as spelled on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::Rejected => "Rejected",
+        }
+    }
+}

@@ -1276,6 +1276,38 @@ pub struct LogStatusNotificationResponse {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct ReservationStatusUpdateRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomDataType>,
+    pub reservation_id: i32,
+    pub reservation_update_status: ReservationUpdateStatusEnumType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReservationUpdateStatusEnumType {
+    Expired,
+    Removed,
+}
+
+impl ReservationUpdateStatusEnumType {
+    /// The value as spelled on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "Expired",
+            Self::Removed => "Removed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationStatusUpdateResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomDataType>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestStartTransactionRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomDataType>,
@@ -1963,6 +1995,161 @@ pub enum ClearCacheStatusEnumType {
 }
 
 impl ClearCacheStatusEnumType {
+    /// The value as spelled on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::Rejected => "Rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReserveNowRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomDataType>,
+    pub id: i32,
+    #[serde(with = "crate::time::utc")]
+    pub expiry_date_time: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_type: Option<ConnectorEnumType>,
+    pub id_token: IdTokenType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evse_id: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id_token: Option<IdTokenType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConnectorEnumType {
+    #[serde(rename = "cCCS1")]
+    Cccs1,
+    #[serde(rename = "cCCS2")]
+    Cccs2,
+    #[serde(rename = "cG105")]
+    Cg105,
+    #[serde(rename = "cTesla")]
+    CTesla,
+    #[serde(rename = "cType1")]
+    CType1,
+    #[serde(rename = "cType2")]
+    CType2,
+    #[serde(rename = "s309-1P-16A")]
+    S3091p16a,
+    #[serde(rename = "s309-1P-32A")]
+    S3091p32a,
+    #[serde(rename = "s309-3P-16A")]
+    S3093p16a,
+    #[serde(rename = "s309-3P-32A")]
+    S3093p32a,
+    #[serde(rename = "sBS1361")]
+    Sbs1361,
+    #[serde(rename = "sCEE-7-7")]
+    Scee77,
+    #[serde(rename = "sType2")]
+    SType2,
+    #[serde(rename = "sType3")]
+    SType3,
+    Other1PhMax16A,
+    Other1PhOver16A,
+    Other3Ph,
+    Pan,
+    #[serde(rename = "wInductive")]
+    WInductive,
+    #[serde(rename = "wResonant")]
+    WResonant,
+    Undetermined,
+    Unknown,
+}
+
+impl ConnectorEnumType {
+    /// The value as spelled on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cccs1 => "cCCS1",
+            Self::Cccs2 => "cCCS2",
+            Self::Cg105 => "cG105",
+            Self::CTesla => "cTesla",
+            Self::CType1 => "cType1",
+            Self::CType2 => "cType2",
+            Self::S3091p16a => "s309-1P-16A",
+            Self::S3091p32a => "s309-1P-32A",
+            Self::S3093p16a => "s309-3P-16A",
+            Self::S3093p32a => "s309-3P-32A",
+            Self::Sbs1361 => "sBS1361",
+            Self::Scee77 => "sCEE-7-7",
+            Self::SType2 => "sType2",
+            Self::SType3 => "sType3",
+            Self::Other1PhMax16A => "Other1PhMax16A",
+            Self::Other1PhOver16A => "Other1PhOver16A",
+            Self::Other3Ph => "Other3Ph",
+            Self::Pan => "Pan",
+            Self::WInductive => "wInductive",
+            Self::WResonant => "wResonant",
+            Self::Undetermined => "Undetermined",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReserveNowResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomDataType>,
+    pub status: ReserveNowStatusEnumType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfoType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReserveNowStatusEnumType {
+    Accepted,
+    Faulted,
+    Occupied,
+    Rejected,
+    Unavailable,
+}
+
+impl ReserveNowStatusEnumType {
+    /// The value as spelled on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::Faulted => "Faulted",
+            Self::Occupied => "Occupied",
+            Self::Rejected => "Rejected",
+            Self::Unavailable => "Unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReservationRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomDataType>,
+    pub reservation_id: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReservationResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomDataType>,
+    pub status: CancelReservationStatusEnumType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfoType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CancelReservationStatusEnumType {
+    Accepted,
+    Rejected,
+}
+
+impl CancelReservationStatusEnumType {
     /// The value as spelled on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -31,17 +31,18 @@ V16_ACTIONS = [
     # Central system initiated.
     "RemoteStartTransaction", "RemoteStopTransaction", "ChangeAvailability", "Reset",
     "UnlockConnector", "GetConfiguration", "ChangeConfiguration", "TriggerMessage", "ClearCache",
+    "ReserveNow", "CancelReservation",
 ]
 
 V201_ACTIONS = [
     # Charging station initiated.
     "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "TransactionEvent",
     "MeterValues", "NotifyEvent", "SecurityEventNotification", "NotifyReport", "DataTransfer",
-    "FirmwareStatusNotification", "LogStatusNotification",
+    "FirmwareStatusNotification", "LogStatusNotification", "ReservationStatusUpdate",
     # CSMS initiated.
     "RequestStartTransaction", "RequestStopTransaction", "ChangeAvailability", "Reset",
     "UnlockConnector", "GetVariables", "SetVariables", "GetBaseReport", "TriggerMessage",
-    "ClearCache",
+    "ClearCache", "ReserveNow", "CancelReservation",
 ]
 
 # OCPP 1.6 schemas inline every nested type; the spec (section 7) names them. The key is
@@ -81,6 +82,8 @@ V16_NAMES = {
     "ChangeConfigurationResponse.status": "ConfigurationStatus",
     "TriggerMessageResponse.status": "TriggerMessageStatus",
     "ClearCacheResponse.status": "ClearCacheStatus",
+    "ReserveNowResponse.status": "ReservationStatus",
+    "CancelReservationResponse.status": "CancelReservationStatus",
     "DataTransferResponse.status": "DataTransferStatus",
     "DiagnosticsStatusNotificationRequest.status": "DiagnosticsStatus",
     "FirmwareStatusNotificationRequest.status": "FirmwareStatus",

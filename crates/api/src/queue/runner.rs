@@ -3,6 +3,8 @@
 //! - A connector becoming available: a charging ticket on it is done; then, if no called ticket
 //!   holds it, the next waiting ticket of the station is called and the connector reserved.
 //! - A connector becoming occupied or charging: the called ticket holding it is charging.
+//! - A session starting on a held connector (with the ticket's reservation tag or not; a
+//!   charger may say nothing of its status first): the called ticket holding it is charging.
 //! - A held connector faulting or going offline: its called ticket goes back to the front.
 //! - A called ticket past its plug-in window: expired, and the connector goes to the next.
 //!
@@ -65,6 +67,11 @@ async fn run(
             event = events.recv() => match event {
                 Ok(Event::StatusChanged { charger_id, station_id, evse_id, connector_id, status, .. }) => {
                     if let Err(e) = on_status(&state, &charger_id, &station_id, evse_id, connector_id, status).await {
+                        tracing::warn!(code = e.code, error = %e.message, "queue event not applied");
+                    }
+                }
+                Ok(Event::SessionStarted { charger_id, station_id, evse_id, connector_id, id_tag, .. }) => {
+                    if let Err(e) = on_session(&state, &charger_id, &station_id, evse_id, connector_id, id_tag.as_deref()).await {
                         tracing::warn!(code = e.code, error = %e.message, "queue event not applied");
                     }
                 }
@@ -152,6 +159,38 @@ async fn on_status(
         }
         _ => {}
     }
+    dispatch(state, &mut book, station_id).await?;
+    Ok(())
+}
+
+async fn on_session(
+    state: &AppState,
+    charger_id: &str,
+    station_id: &str,
+    evse_id: u32,
+    connector_id: u32,
+    id_tag: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut book = state.queue.book.lock().await;
+    ensure_loaded(state, &mut book).await?;
+    let ticket = book
+        .tickets(station_id)
+        .iter()
+        .find(|t| t.state == TicketState::Called && t.holds(charger_id, evse_id, connector_id))
+        .cloned();
+    let Some(t) = ticket else {
+        return Ok(());
+    };
+    let by_reservation = state
+        .queue
+        .reservations
+        .get(&t.id)
+        .is_some_and(|r| id_tag == Some(r.id_tag.as_str()));
+    let t = t
+        .apply(&TicketAction::Plugged, state.live.now())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tracing::info!(ticket = %t.id, number = t.number, by_reservation, "queue number started charging");
+    save(state, &mut book, t).await?;
     dispatch(state, &mut book, station_id).await?;
     Ok(())
 }

@@ -103,6 +103,16 @@ pub(crate) static V16_SCHEMAS: &[(&str, &str, &str)] = &[
         include_str!("../../schemas/v16/ClearCache.json"),
         include_str!("../../schemas/v16/ClearCacheResponse.json"),
     ),
+    (
+        "ReserveNow",
+        include_str!("../../schemas/v16/ReserveNow.json"),
+        include_str!("../../schemas/v16/ReserveNowResponse.json"),
+    ),
+    (
+        "CancelReservation",
+        include_str!("../../schemas/v16/CancelReservation.json"),
+        include_str!("../../schemas/v16/CancelReservationResponse.json"),
+    ),
 ];
 
 /// Every OCPP 1.6 action the OCA publishes a schema for, sorted.
@@ -211,6 +221,11 @@ pub(crate) static V201_SCHEMAS: &[(&str, &str, &str)] = &[
         include_str!("../../schemas/v201/LogStatusNotificationResponse.json"),
     ),
     (
+        "ReservationStatusUpdate",
+        include_str!("../../schemas/v201/ReservationStatusUpdateRequest.json"),
+        include_str!("../../schemas/v201/ReservationStatusUpdateResponse.json"),
+    ),
+    (
         "RequestStartTransaction",
         include_str!("../../schemas/v201/RequestStartTransactionRequest.json"),
         include_str!("../../schemas/v201/RequestStartTransactionResponse.json"),
@@ -259,6 +274,16 @@ pub(crate) static V201_SCHEMAS: &[(&str, &str, &str)] = &[
         "ClearCache",
         include_str!("../../schemas/v201/ClearCacheRequest.json"),
         include_str!("../../schemas/v201/ClearCacheResponse.json"),
+    ),
+    (
+        "ReserveNow",
+        include_str!("../../schemas/v201/ReserveNowRequest.json"),
+        include_str!("../../schemas/v201/ReserveNowResponse.json"),
+    ),
+    (
+        "CancelReservation",
+        include_str!("../../schemas/v201/CancelReservationRequest.json"),
+        include_str!("../../schemas/v201/CancelReservationResponse.json"),
     ),
 ];
 

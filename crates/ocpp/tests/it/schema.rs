@@ -100,6 +100,7 @@ fn known_actions() {
     for (v, action, known) in [
         (V16, "BootNotification", true),
         (V16, "ReserveNow", true),
+        (V16, "SendLocalList", true),
         (V16, "SignedUpdateFirmware", true),
         (V16, "GetCompositeSchedule", true),
         (V16, "TransactionEvent", false),
@@ -113,7 +114,8 @@ fn known_actions() {
     ] {
         assert_eq!(schema::is_known_action(v, action), known, "{v:?} {action}");
     }
-    assert!(!schema::has_schema(V16, "ReserveNow"));
+    assert!(schema::has_schema(V16, "ReserveNow"));
+    assert!(!schema::has_schema(V16, "SendLocalList"));
 }
 
 #[test]

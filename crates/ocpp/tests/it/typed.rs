@@ -42,6 +42,8 @@ const V16: &[(&str, RoundTrip, RoundTrip)] = table! { v16:
     "ChangeConfiguration" => ChangeConfigurationRequest, ChangeConfigurationResponse;
     "TriggerMessage" => TriggerMessageRequest, TriggerMessageResponse;
     "ClearCache" => ClearCacheRequest, ClearCacheResponse;
+    "ReserveNow" => ReserveNowRequest, ReserveNowResponse;
+    "CancelReservation" => CancelReservationRequest, CancelReservationResponse;
 };
 
 const V201: &[(&str, RoundTrip, RoundTrip)] = table! { v201:
@@ -67,6 +69,9 @@ const V201: &[(&str, RoundTrip, RoundTrip)] = table! { v201:
     "GetBaseReport" => GetBaseReportRequest, GetBaseReportResponse;
     "TriggerMessage" => TriggerMessageRequest, TriggerMessageResponse;
     "ClearCache" => ClearCacheRequest, ClearCacheResponse;
+    "ReservationStatusUpdate" => ReservationStatusUpdateRequest, ReservationStatusUpdateResponse;
+    "ReserveNow" => ReserveNowRequest, ReserveNowResponse;
+    "CancelReservation" => CancelReservationRequest, CancelReservationResponse;
 };
 
 /// JSON equality, except that timestamps compare as instants: the types write every
