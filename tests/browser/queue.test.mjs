@@ -63,6 +63,15 @@ test('a driver takes a number on a phone and sees it called when a connector fre
   // A reload keeps following the same number (kept in this browser).
   await page.reload();
   await page.waitForSelector('#t-state[data-state="called"]');
+
+  // The connector is held for the ticket's own tag: the driver starts without a card, and the
+  // charge point (told over OCPP to start with that tag) begins charging.
+  await page.waitForSelector('#start:not([hidden])', { timeout: 15_000 });
+  await page.click('#start');
+  await page.waitForSelector('#t-state[data-state="charging"]', { timeout: 15_000 });
+  assert.equal(await page.isVisible('#start'), false, 'nothing left to start');
+  const [session] = (await server.ok('GET', `/api/v1/sessions?charger=${CHARGER}`)).filter((s) => !s.stopped_at);
+  assert.match(session.id_tag, /^Q[0-9A-F]{18}$/, 'started with the ticket\'s own tag');
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -72,7 +81,7 @@ test('the staff desk lists the queue and hands out a paper number', async () => 
   await page.goto(`${server.base}/staff?station=${STATION}#token=${server.token}`);
   await page.waitForSelector('body[data-ready="true"]');
   await waitUntil(async () => (await page.$$('#rows tr')).length === 1, { what: 'one ticket row' });
-  assert.equal(await page.getAttribute('#rows tr', 'data-state'), 'called');
+  assert.equal(await page.getAttribute('#rows tr', 'data-state'), 'charging');
   await page.click('#hand-out button[type="submit"]');
   await waitUntil(async () => (await page.$$('#rows tr[data-state="waiting"]')).length === 1, { what: 'a paper number' });
   assert.match(await page.textContent('#hand-out-result'), /Number 2/);

@@ -520,3 +520,68 @@ def test_a_restart_keeps_the_reservation_and_its_tag(q):
             assert status == ("Accepted" if now_t["state"] == "called" else "Invalid"), (status, now_t)
 
     run(after())
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_the_driver_starts_at_the_reserved_connector_without_a_card(q, version):
+    sid, cid = setup(q)
+
+    async def scenario():
+        async with charge_point(q, cid, version, PW, cls=CLASSES[version]) as cp:
+            await busy(cp, version)
+            a = await asyncio.to_thread(take, q, sid, "13800138500")
+            b = await asyncio.to_thread(take, q, sid, "13800138501")
+            # A waiting ticket has nothing to start.
+            r = await q.aapi("POST", f"/api/v1/queue/{b['id']}/start", token=None)
+            assert r.status_code == 409 and r.json()["code"] == "invalid_state", r.text
+            r = await q.aapi("POST", "/api/v1/queue/00000000000000000000000000000000/start", token=None)
+            assert r.status_code == 404, r.text
+
+            await set_status(cp, version, 2, "Available")
+            t, _ = await called_and_reserved(q, cp, version, a["id"], 2)
+            tag = t["reservation"]["id_tag"]
+            # The ticket's id is all the driver needs: the platform starts with the ticket's tag.
+            r = await q.aapi("POST", f"/api/v1/queue/{a['id']}/start", token=None)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted" and r.json()["connector_id"] == (2 if version == "1.6" else 1)
+            if version == "1.6":
+                sent = await cp.wait_call("RemoteStartTransaction")
+                assert sent["idTag"] == tag and sent["connectorId"] == 2
+            else:
+                sent = await cp.wait_call("RequestStartTransaction")
+                assert sent["idToken"]["idToken"] == tag and sent["evseId"] == 2
+            charging = await await_until(lambda: when(q, a["id"], lambda t: t["state"] == "charging"),
+                                         what="ticket charging")
+            assert charging["reservation"]["ended"] == "charging"
+            sessions = await asyncio.to_thread(q.sessions, cid)
+            assert [s["id_tag"] for s in sessions] == [tag]
+            # Started once: a second press finds the ticket charging, and nothing more is sent.
+            r = await q.aapi("POST", f"/api/v1/queue/{a['id']}/start", token=None)
+            assert r.status_code == 409 and r.json()["code"] == "invalid_state", r.text
+            name = "RemoteStartTransaction" if version == "1.6" else "RequestStartTransaction"
+            assert len(cp.calls_of(name)) == 1
+
+    run(scenario())
+
+
+def test_a_charger_that_refused_the_reservation_still_takes_the_ticket_s_remote_start(q):
+    version = "1.6"
+    sid, cid = setup(q)
+
+    async def scenario():
+        async with charge_point(q, cid, version, PW, cls=Reserving16) as cp:
+            cp.answers["ReserveNow"] = "Occupied"
+            await busy(cp, version)
+            a = await asyncio.to_thread(take, q, sid, "13800138600")
+            await cp.status_notification(1, "Available")
+            t = await await_until(
+                lambda: when(q, a["id"], lambda t: (t["reservation"] or {}).get("status") == "occupied"),
+                what="reservation refused")
+            # The platform still holds the connector and vouches for the ticket's tag there.
+            r = await q.aapi("POST", f"/api/v1/queue/{a['id']}/start", token=None)
+            assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+            sent = await cp.wait_call("RemoteStartTransaction")
+            assert sent["idTag"] == t["reservation"]["id_tag"] and sent["connectorId"] == 1
+            await await_until(lambda: when(q, a["id"], lambda t: t["state"] == "charging"), what="ticket charging")
+
+    run(scenario())

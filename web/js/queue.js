@@ -1,6 +1,6 @@
 // The driver's queue page (phone): take a number at a station with a phone or plate, follow
-// its position and live wait estimate, see it called, cancel it; and ask for a shorter wait
-// ahead. No token: the ticket's unguessable id, kept in this browser, is what follows it.
+// its position and live wait estimate, see it called, start charging at the reserved connector
+// without a card, cancel it; and ask for a shorter wait ahead. No token: the ticket's unguessable id, kept in this browser, is what follows it.
 
 const params = new URLSearchParams(location.search);
 const station = params.get('station') || '';
@@ -48,6 +48,9 @@ function showTicket(t) {
     detail = t.connector_id ? `Go to charger ${t.charger_id}, connector ${t.connector_id}${by ? `, plug in by ${by}` : ''}` : 'Please go to the staff desk';
   }
   $('t-detail').textContent = detail;
+  // The charger holds the connector for this ticket's own tag: the platform can start it.
+  $('start').hidden = !(t.state === 'called' && t.connector_id && t.reservation?.holding);
+  if (t.state !== 'called') $('start-msg').textContent = '';
   $('cancel').hidden = !['waiting', 'called'].includes(t.state);
 }
 
@@ -88,6 +91,24 @@ $('take-form').addEventListener('submit', async (ev) => {
     showTicket(t);
   } catch (e) {
     $('take-error').textContent = e.message;
+  }
+});
+
+$('start').addEventListener('click', async () => {
+  const id = localStorage.getItem(KEY);
+  if (!id) return;
+  $('start').disabled = true;
+  $('start-msg').textContent = 'Starting… plug in the cable if you have not yet · 正在启动';
+  try {
+    const r = await call('POST', `/api/v1/queue/${encodeURIComponent(id)}/start`);
+    $('start-msg').textContent = r.status === 'Accepted'
+      ? 'The charger is starting · 充电桩正在启动'
+      : `The charger answered ${r.status}: check the cable and try again`;
+    await refreshTicket();
+  } catch (e) {
+    $('start-msg').textContent = e.message;
+  } finally {
+    $('start').disabled = false;
   }
 });
 

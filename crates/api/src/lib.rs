@@ -209,6 +209,7 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/stations/{id}/wait",
     "/api/v1/queue/{ticket}",
     "/api/v1/queue/{ticket}/call",
+    "/api/v1/queue/{ticket}/start",
     "/api/v1/queue/{ticket}/skip",
     "/api/v1/queue/{ticket}/requeue",
     "/api/v1/diversion",

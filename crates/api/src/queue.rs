@@ -5,7 +5,8 @@
 //!
 //! Who may call what:
 //! - Anyone (the public driver page, partners): take a number with a contact, follow and cancel
-//!   a ticket by its id (unguessable: knowing it is the capability), see a station's queue
+//!   a ticket by its id (unguessable: knowing it is the capability), start charging at the
+//!   connector a called ticket reserved (with the ticket's own tag), see a station's queue
 //!   (numbers and positions, never ids or contacts), its wait, a diversion ranking and a station
 //!   card.
 //! - Staff (`admin`, `operator`, `dispatcher` tokens): call, skip and re-queue numbers, hand out
@@ -34,7 +35,7 @@ use serde_json::{Value, json};
 
 use chargeops_core::network_file::{HUNAN, NetworkSpec, StationKind, parse_network};
 use chargeops_core::secret::{random_hex, token_digest};
-use chargeops_core::{ConnectorStatus, Role};
+use chargeops_core::{Command, ConnectorStatus, Role};
 use chargeops_queue::contact::mask;
 use chargeops_queue::diversion::{self, OptionKind, StationNow, Trip};
 use chargeops_queue::estimate::{self, History, Slot};
@@ -541,6 +542,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             get(get_ticket).delete(cancel_ticket),
         )
         .route("/api/v1/queue/{ticket}/call", post(call_ticket))
+        .route("/api/v1/queue/{ticket}/start", post(start_ticket))
         .route("/api/v1/queue/{ticket}/skip", post(skip_ticket))
         .route("/api/v1/queue/{ticket}/requeue", post(requeue_ticket))
         .route("/api/v1/diversion", get(diversion))
@@ -796,6 +798,52 @@ async fn cancel_ticket(
         w => w,
     };
     act(&state, &id, who, |_, _| Ok(TicketAction::Cancel)).await
+}
+
+/// `POST /api/v1/queue/{ticket}/start`: the driver of a called ticket starts charging at the
+/// connector the charger reserved for it, without a card: a remote start with the ticket's own
+/// tag, the one tag the reserved connector lets start. Answers like a charger command,
+/// `{status, response}` with the charger's reply.
+async fn start_ticket(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let t = {
+        let mut book = state.queue.book.lock().await;
+        ensure_loaded(&state, &mut book).await?;
+        load_ticket(&book, &state, &id).await?
+    };
+    if t.state != TicketState::Called {
+        return Err(conflict(
+            "invalid_state",
+            format!("ticket {} is {}, not called to a connector", t.number, t.state.as_str()),
+        ));
+    }
+    let Some(r) = state.queue.reservations.get(&t.id).filter(|r| r.holding) else {
+        return Err(conflict(
+            "no_reservation",
+            "the ticket has no reservation at its charger (a charger that takes none, such as a YKC one): start at the charger with your own card or app",
+        ));
+    };
+    if !t.holds(&r.charger_id, r.evse_id, r.connector_id) {
+        return Err(conflict(
+            "no_reservation",
+            "the ticket's reservation is for another connector",
+        ));
+    }
+    let cmd = Command::RemoteStart {
+        evse_id: Some(r.evse_id),
+        connector_id: Some(r.connector_id),
+        id_tag: r.id_tag.clone(),
+    };
+    tracing::info!(ticket = %t.id, number = t.number, charger_id = %r.charger_id, connector_id = r.connector_id, "driver starts a called ticket's charge");
+    let reply = state.gateway.command(&r.charger_id, cmd).await?;
+    Ok(Json(json!({
+        "status": reply.status,
+        "response": reply.response,
+        "charger_id": r.charger_id,
+        "connector_id": r.connector_id,
+    })))
 }
 
 #[derive(Deserialize, Default)]
