@@ -285,7 +285,20 @@ impl Policy for NearestIdle {
 ///   cars first would turn the whole queue into first-come-first-served. What it guarantees:
 ///   with `T*` the largest threshold a trace reaches, a car waits at most
 ///   `T* + (q + 1) x (longest service + full recharge + three drives across the lot)`, `q` the
-///   older cars still waiting when it has waited `T*`.
+///   older cars still waiting when it has waited `T*`. The rescue below reorders only cars
+///   below the threshold, so it changes neither the rule nor the bound.
+/// - **Rescue (the tail).** Shortest-first leaves the long cars of a peak for its end, which
+///   sets the p95. Below the threshold, and only while the backlog is at most
+///   `rescue_backlog_s`, a car that has waited `rescue_after_s` is a candidate, due to start
+///   within `due_s` of its arrival. The candidates are walked in arrival order (their due order)
+///   with a fluid start each: now plus the robot-time of the aged cars and of the candidates
+///   kept before it, over the robots that report. When one would start after its due time, the
+///   longest candidate kept so far is given up on (Moore-Hodgson: the most candidates on time)
+///   and left to shortest-first and the threshold. A kept candidate whose fluid start is within
+///   `lead_s` of its due time is rescued: rescued cars come after the aged ones and before the
+///   rest, in arrival order. So a few long cars absorb a peak's delay (the threshold still
+///   bounds them) instead of every long car; in an overload most candidates would miss their
+///   due time whatever the order, and the rescue is off.
 /// - **Battery-aware assignment and holding.** Each car in that order gets the available robot
 ///   that can reach it soonest: one that covers it now (the nearest, near-ties to the smaller
 ///   battery, so full batteries are kept for the cars that need them), else the robot that will
@@ -302,6 +315,16 @@ pub struct Chargeops {
     /// Hold a robot at the dock for a car that has not reached the aging threshold when no
     /// robot covers it now (cars past it always get one).
     pub hold: bool,
+    /// A car not past the aging threshold is a rescue candidate once it has waited this long,
+    /// seconds (infinite: no rescue, pure shortest-first below the threshold).
+    pub rescue_after_s: f64,
+    /// The wait the rescue tries to start candidates within, seconds.
+    pub due_s: f64,
+    /// How long before its due time a rescued car goes ahead of shorter cars, seconds.
+    pub lead_s: f64,
+    /// No rescue while the backlog is above this, seconds: in an overload, most candidates
+    /// miss their due time whatever the order, and rescuing the rest costs the mean for nothing.
+    pub rescue_backlog_s: f64,
 }
 
 impl Default for Chargeops {
@@ -310,6 +333,10 @@ impl Default for Chargeops {
             age_s: 5.0 * 3600.0,
             age_per_backlog: 1.75,
             hold: true,
+            rescue_after_s: 1.5 * 3600.0,
+            due_s: 2.5 * 3600.0,
+            lead_s: 17.0 * 60.0,
+            rescue_backlog_s: 3.75 * 3600.0,
         }
     }
 }
@@ -325,14 +352,18 @@ impl Chargeops {
         view.fleet.robot_time_s(car.energy_kwh, car.max_power_kw)
     }
 
-    /// The backlog now: robot-time of the waiting cars over the robots that report, seconds.
-    pub fn backlog_s(view: &View<'_>) -> f64 {
-        let robots = view
-            .robots
+    /// The robots that report (at least one, so that the backlog stays finite).
+    fn reporting(view: &View<'_>) -> usize {
+        view.robots
             .iter()
             .filter(|r| r.status != RobotStatus::Offline)
             .count()
-            .max(1);
+            .max(1)
+    }
+
+    /// The backlog now: robot-time of the waiting cars over the robots that report, seconds.
+    pub fn backlog_s(view: &View<'_>) -> f64 {
+        let robots = Self::reporting(view);
         view.waiting
             .iter()
             .map(|c| Self::robot_time_s(view, c))
@@ -346,21 +377,30 @@ impl Chargeops {
     }
 
     /// Indices into `view.waiting` in the order cars are given robots: cars past the aging
-    /// threshold `threshold_s` by arrival, then the rest by robot-time.
-    pub fn order(view: &View<'_>, threshold_s: f64) -> Vec<usize> {
-        let mut keyed: Vec<(bool, f64, usize)> = view
+    /// threshold by arrival, then the rescued cars by arrival, then the rest by robot-time.
+    pub fn order(&self, view: &View<'_>) -> Vec<usize> {
+        let backlog = Self::backlog_s(view);
+        let threshold = self.age_s.max(self.age_per_backlog * backlog);
+        let robots = Self::reporting(view) as f64;
+        let rescue = backlog <= self.rescue_backlog_s;
+        // (class, key, index, robot-time): class 0 aged, 1 rescued, 2 the rest.
+        let mut keyed: Vec<(u8, f64, usize, f64)> = view
             .waiting
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if view.now - c.arrival_s >= threshold_s {
-                    (false, c.arrival_s, i)
+                let p = Self::robot_time_s(view, c);
+                let waited = view.now - c.arrival_s;
+                if waited >= threshold {
+                    (0, c.arrival_s, i, p)
+                } else if rescue && waited >= self.rescue_after_s {
+                    (1, c.arrival_s, i, p)
                 } else {
-                    (true, Self::robot_time_s(view, c), i)
+                    (2, p, i, p)
                 }
             })
             .collect();
-        keyed.sort_by(|a, b| {
+        let by_key = |a: &(u8, f64, usize, f64), b: &(u8, f64, usize, f64)| {
             a.0.cmp(&b.0)
                 .then(a.1.total_cmp(&b.1))
                 .then(
@@ -369,7 +409,46 @@ impl Chargeops {
                         .total_cmp(&view.waiting[b.2].arrival_s),
                 )
                 .then(a.2.cmp(&b.2))
-        });
+        };
+        keyed.sort_by(by_key);
+        // Moore-Hodgson over the candidates in arrival order (their due order): the fluid start
+        // of each is now plus the robot-time before it over the robots; when one would start
+        // after its due time, the longest candidate so far is given up on (left to
+        // shortest-first and the aging threshold). That keeps the most candidates on time.
+        let aged_work: f64 = keyed.iter().filter(|k| k.0 == 0).map(|k| k.3).sum();
+        let mut work = aged_work;
+        let mut kept: Vec<usize> = Vec::new();
+        for j in 0..keyed.len() {
+            if keyed[j].0 != 1 {
+                continue;
+            }
+            let start = view.now + work / robots;
+            kept.push(j);
+            work += keyed[j].3;
+            if start > view.waiting[keyed[j].2].arrival_s + self.due_s {
+                let longest = kept
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| keyed[*a.1].3.total_cmp(&keyed[*b.1].3))
+                    .map(|(pos, &k)| (pos, k));
+                if let Some((pos, k)) = longest {
+                    kept.remove(pos);
+                    work -= keyed[k].3;
+                    keyed[k] = (2, keyed[k].3, keyed[k].2, keyed[k].3);
+                }
+            }
+        }
+        // A kept candidate goes ahead of shorter cars only from `lead_s` before its fluid start
+        // would pass its due time.
+        let mut work = aged_work;
+        for &j in &kept {
+            let start = view.now + work / robots;
+            work += keyed[j].3;
+            if start + self.lead_s < view.waiting[keyed[j].2].arrival_s + self.due_s {
+                keyed[j] = (2, keyed[j].3, keyed[j].2, keyed[j].3);
+            }
+        }
+        keyed.sort_by(by_key);
         keyed.into_iter().map(|k| k.2).collect()
     }
 
@@ -395,10 +474,13 @@ impl Policy for Chargeops {
     }
 
     fn wake_at(&self, view: &View<'_>) -> Option<f64> {
+        // The next moment a car crosses the aging threshold or becomes a rescue candidate. When a
+        // rescued car's lead begins depends on the others' robot-time and is checked at every
+        // decision, which the arrivals and robots' ends make frequent enough.
         let t = self.threshold_s(view);
         view.waiting
             .iter()
-            .map(|c| c.arrival_s + t)
+            .flat_map(|c| [c.arrival_s + t, c.arrival_s + self.rescue_after_s])
             .filter(|&w| w > view.now && w.is_finite())
             .min_by(f64::total_cmp)
     }
@@ -406,7 +488,7 @@ impl Policy for Chargeops {
     fn decide(&mut self, view: &View<'_>) -> Vec<Action> {
         let threshold = self.threshold_s(view);
         let hold = self.hold;
-        assign_in_order(view, Self::order(view, threshold), |car| {
+        assign_in_order(view, self.order(view), |car| {
             hold || view.now - car.arrival_s >= threshold
         })
     }
@@ -510,4 +592,112 @@ pub fn all_policies() -> Vec<Box<dyn Policy>> {
         Box::new(NearestIdle::default()),
         Box::new(Chargeops::default()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One robot, busy; the dock at 0, bays 10 m apart; 60 kW everywhere, no plugging or
+    /// driving energy: a car of `e` kWh costs `e x 60 + e x 60` robot-seconds.
+    fn view_of<'a>(
+        lot: &'a Lot,
+        fleet: &'a Fleet,
+        robots: &'a [RobotView],
+        waiting: &'a [CarView],
+        now: f64,
+    ) -> View<'a> {
+        View {
+            now,
+            lot,
+            fleet,
+            robots,
+            waiting,
+        }
+    }
+
+    fn car(id: usize, arrival_s: f64, energy_kwh: f64) -> CarView {
+        CarView {
+            id,
+            arrival_s,
+            bay: 0,
+            energy_kwh,
+            max_power_kw: 60.0,
+        }
+    }
+
+    #[test]
+    fn the_rescue_puts_a_car_near_its_due_time_ahead_and_gives_up_on_the_longest() {
+        let lot = Lot {
+            bays: vec![Point::new(10.0, 0.0)],
+            dock: Point::new(0.0, 0.0),
+        };
+        let fleet = Fleet {
+            robots: 1,
+            robot_kwh: 100.0,
+            robot_kw: 60.0,
+            speed_mps: 1.0,
+            dock_kw: 60.0,
+            plug_s: 0.0,
+            drive_kwh_per_km: 0.0,
+        };
+        let robots = [RobotView {
+            id: 0,
+            pos: lot.dock,
+            battery_kwh: 100.0,
+            status: RobotStatus::Busy {
+                car: 99,
+                free_at: 0.0,
+            },
+        }];
+        let p = Chargeops {
+            age_s: 10_000.0,
+            age_per_backlog: 0.0,
+            hold: true,
+            rescue_after_s: 1000.0,
+            due_s: 3000.0,
+            lead_s: 600.0,
+            rescue_backlog_s: f64::INFINITY,
+        };
+        // At 2500: car 0 (10 kWh, 1200 robot-s) has waited 2500, car 1 (5 kWh, 600 robot-s)
+        // has just arrived. Car 0 starts at 2500 at the earliest, within 600 s of its due time
+        // (3000): rescued ahead of the shorter car 1.
+        let waiting = [car(0, 0.0, 10.0), car(1, 2500.0, 5.0)];
+        assert_eq!(
+            p.order(&view_of(&lot, &fleet, &robots, &waiting, 2500.0)),
+            [0, 1]
+        );
+        // At 2000 it is still 1000 s from its due time: shortest first.
+        assert_eq!(
+            p.order(&view_of(&lot, &fleet, &robots, &waiting, 2000.0)),
+            [1, 0]
+        );
+        // Without the rescue, shortest first.
+        let off = Chargeops {
+            rescue_after_s: f64::INFINITY,
+            ..p.clone()
+        };
+        assert_eq!(
+            off.order(&view_of(&lot, &fleet, &robots, &waiting, 2500.0)),
+            [1, 0]
+        );
+        // Car 0 (40 kWh, 4800 robot-s) and car 1 (10 kWh, 1200 robot-s) have waited 2600 and
+        // 2500: car 1's fluid start behind car 0 is 7400, past its due time 3100, so the
+        // longest candidate (car 0) is given up on; car 1 starts at 2600, rescued; car 2 (a
+        // fresh 5 kWh car) goes after it, car 0 last.
+        let waiting = [car(0, 0.0, 40.0), car(1, 100.0, 10.0), car(2, 2600.0, 5.0)];
+        assert_eq!(
+            p.order(&view_of(&lot, &fleet, &robots, &waiting, 2600.0)),
+            [1, 2, 0]
+        );
+        // The gate: with the backlog (6600 robot-s on one robot) above it, no rescue.
+        let gated = Chargeops {
+            rescue_backlog_s: 6000.0,
+            ..p.clone()
+        };
+        assert_eq!(
+            gated.order(&view_of(&lot, &fleet, &robots, &waiting, 2600.0)),
+            [2, 1, 0]
+        );
+    }
 }

@@ -114,10 +114,13 @@ fn an_aged_car_is_no_longer_passed_by_shorter_ones() {
     let mut cars = vec![car(0.0, 0, 5.0), car(1.0, 0, 60.0)];
     cars.extend((1..40).map(|k| car(k as f64 * 250.0, 0, 5.0)));
     let waits_with = |age_s: f64| {
+        // No rescue: this is the aging threshold alone.
         let mut p = Chargeops {
             age_s,
             age_per_backlog: 0.0,
             hold: true,
+            rescue_after_s: f64::INFINITY,
+            ..Chargeops::default()
         };
         run(&lot, &fleet, &cars, &mut p, &SimOptions::default()).cars[1].wait_s
     };
@@ -437,6 +440,25 @@ fn small_trace() -> impl Strategy<Value = Vec<Car>> {
     })
 }
 
+/// Rescue settings scaled to the small traces (two hours of arrivals), so that the rescue acts:
+/// candidates from 0-1 h of waiting, due in 0-2 h, a lead of 0-30 min, a backlog gate of
+/// 0-4 h (or none).
+fn rescue_settings() -> impl Strategy<Value = Chargeops> {
+    (
+        0.0..3600.0f64,
+        0.0..7200.0f64,
+        0.0..1800.0f64,
+        prop::option::of(0.0..14_400.0f64),
+    )
+        .prop_map(|(after, due, lead, gate)| Chargeops {
+            rescue_after_s: after,
+            due_s: due,
+            lead_s: lead,
+            rescue_backlog_s: gate.unwrap_or(f64::INFINITY),
+            ..Chargeops::default()
+        })
+}
+
 fn policies() -> Vec<Box<dyn Policy>> {
     vec![
         Box::new(Fifo::default()),
@@ -549,10 +571,11 @@ proptest! {
         age_s in 0.0..7200.0f64,
         age_per_backlog in 0.0..3.0f64,
         hold in any::<bool>(),
+        rescue in rescue_settings(),
     ) {
         let lot = Lot::service_area(8);
         let fleet = Fleet { robots, robot_kwh: kwh, ..Fleet::default() };
-        let mut p = Chargeops { age_s, age_per_backlog, hold };
+        let mut p = Chargeops { age_s, age_per_backlog, hold, ..rescue };
         let r = simulate(&lot, &fleet, &cars, &mut p, &SimOptions::default());
         prop_assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
         let Ok(r) = r else { return Ok(()) };
@@ -563,18 +586,20 @@ proptest! {
     /// The aging rule as stated: at every decision, a car that has waited at least the threshold
     /// `max(age_s, age_per_backlog x backlog)` is passed by no car that has waited less, nor by
     /// a younger car that has waited as long: a robot sent to a car could not cover any car
-    /// before it in that order that was left waiting.
+    /// before it in that order that was left waiting. The rescue (any setting) reorders only the
+    /// cars below the threshold.
     #[test]
     fn aged_cars_are_not_passed(
         cars in small_trace(),
         robots in 1usize..4,
         age_s in 0.0..5400.0f64,
         age_per_backlog in 0.0..3.0f64,
+        rescue in rescue_settings(),
     ) {
         let lot = Lot::service_area(8);
         let fleet = Fleet { robots, ..Fleet::default() };
         let mut p = Watch {
-            inner: Chargeops { age_s, age_per_backlog, hold: true },
+            inner: Chargeops { age_s, age_per_backlog, hold: true, ..rescue },
             broken: Vec::new(),
         };
         let r = simulate(&lot, &fleet, &cars, &mut p, &SimOptions::default());
@@ -586,18 +611,20 @@ proptest! {
     /// `T` the largest threshold the trace can reach (`max(age_s, age_per_backlog x` all its
     /// robot-time over the robots)), a car waits at most `T + (q + 1) x cycle`, where `q` is
     /// the number of older cars still waiting when it has waited `T` and a cycle is the longest
-    /// service plus a full recharge plus three drives across the lot.
+    /// service plus a full recharge plus three drives across the lot. It holds whatever the
+    /// rescue setting.
     #[test]
     fn no_car_waits_past_the_aging_bound(
         cars in small_trace(),
         robots in 1usize..4,
         age_s in 0.0..5400.0f64,
         age_per_backlog in 0.0..3.0f64,
+        rescue in rescue_settings(),
     ) {
         let cars: Vec<Car> = cars.into_iter().map(|c| Car { patience_s: None, ..c }).collect();
         let lot = Lot::service_area(8);
         let fleet = Fleet { robots, ..Fleet::default() };
-        let mut p = Chargeops { age_s, age_per_backlog, hold: true };
+        let mut p = Chargeops { age_s, age_per_backlog, hold: true, ..rescue };
         let r = simulate(&lot, &fleet, &cars, &mut p, &SimOptions::default());
         let Ok(r) = r else { prop_assert!(false, "sim failed"); return Ok(()) };
         let work: f64 = cars.iter().map(|c| fleet.robot_time_s(c.energy_kwh, c.max_power_kw)).sum();
