@@ -816,7 +816,11 @@ async fn start_ticket(
     if t.state != TicketState::Called {
         return Err(conflict(
             "invalid_state",
-            format!("ticket {} is {}, not called to a connector", t.number, t.state.as_str()),
+            format!(
+                "ticket {} is {}, not called to a connector",
+                t.number,
+                t.state.as_str()
+            ),
         ));
     }
     let Some(r) = state.queue.reservations.get(&t.id).filter(|r| r.holding) else {

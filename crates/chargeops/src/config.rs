@@ -24,6 +24,11 @@ pub struct Config {
     /// Schema of that database for chargeops' tables, created if missing (several platforms
     /// can share one database); unset: the connection's `search_path`, usually `public`.
     pub database_schema: Option<String>,
+    /// NATS server (`nats://host:port`); when set this node joins the cluster of nodes on it:
+    /// commands reach chargers held by another node, and every node shows the whole network.
+    pub nats_url: Option<String>,
+    /// This node's name in the cluster; unset: `<hostname>-<pid>`.
+    pub node_id: Option<String>,
     pub registration: RegistrationPolicy,
     pub command_timeout_secs: u64,
     pub heartbeat_interval_secs: u64,
@@ -70,6 +75,11 @@ pub struct Config {
     pub tls_client_ca: Option<PathBuf>,
     /// Refuse OCPP on the plain listener, so chargers must use TLS (no security profile 1).
     pub ocpp_require_tls: bool,
+    /// Run the platform's background tasks here: fault detection, calling queue numbers,
+    /// robot dispatch, mobile-unit planning. They keep their books in this node's memory, so in
+    /// a cluster exactly one node runs them (and serves their APIs); the others only connect
+    /// chargers.
+    pub background_tasks: bool,
 }
 
 impl Default for Config {
@@ -80,6 +90,8 @@ impl Default for Config {
             data_dir: PathBuf::from("chargeops-data"),
             database_url: None,
             database_schema: None,
+            nats_url: None,
+            node_id: None,
             registration: gw.registration,
             command_timeout_secs: gw.command_timeout.as_secs(),
             heartbeat_interval_secs: gw.heartbeat_interval.as_secs(),
@@ -100,6 +112,7 @@ impl Default for Config {
             tls_key: None,
             tls_client_ca: None,
             ocpp_require_tls: false,
+            background_tasks: true,
         }
     }
 }
@@ -122,6 +135,14 @@ pub struct Overrides {
     /// share one database [default: the connection's search_path, usually public]
     #[arg(long, value_name = "NAME")]
     pub database_schema: Option<String>,
+    /// Join the cluster of nodes on this NATS server, e.g. nats://127.0.0.1:4222: commands
+    /// reach chargers held by another node and every node shows the whole network (use with
+    /// --database-url) [default: off, a single node]
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// This node's name in the cluster (letters, digits, - and _) [default: hostname-pid]
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
     /// TOML configuration file
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -158,6 +179,10 @@ pub struct Overrides {
     /// Refuse OCPP without TLS on the plain listener [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub ocpp_require_tls: Option<bool>,
+    /// Run fault detection, queue calling, robot dispatch and unit planning on this node; in a
+    /// cluster, true on exactly one node [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub background_tasks: Option<bool>,
 }
 
 impl Config {
@@ -178,6 +203,12 @@ impl Config {
         }
         if let Some(v) = &o.database_schema {
             config.database_schema = Some(v.clone());
+        }
+        if let Some(v) = &o.nats_url {
+            config.nats_url = Some(v.clone());
+        }
+        if let Some(v) = &o.node_id {
+            config.node_id = Some(v.clone());
         }
         if let Some(v) = o.registration {
             config.registration = v;
@@ -212,6 +243,9 @@ impl Config {
         if let Some(v) = o.ocpp_require_tls {
             config.ocpp_require_tls = v;
         }
+        if let Some(v) = o.background_tasks {
+            config.background_tasks = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -241,6 +275,12 @@ impl Config {
         }
         if let Some(v) = var("CHARGEOPS_DATABASE_SCHEMA").filter(|v| !v.is_empty()) {
             self.database_schema = Some(v);
+        }
+        if let Some(v) = var("CHARGEOPS_NATS_URL").filter(|v| !v.is_empty()) {
+            self.nats_url = Some(v);
+        }
+        if let Some(v) = var("CHARGEOPS_NODE_ID").filter(|v| !v.is_empty()) {
+            self.node_id = Some(v);
         }
         if let Some(v) = var("CHARGEOPS_REGISTRATION") {
             self.registration = parse("CHARGEOPS_REGISTRATION", v)?;
@@ -284,6 +324,9 @@ impl Config {
         if let Some(v) = var("CHARGEOPS_OCPP_REQUIRE_TLS") {
             self.ocpp_require_tls = parse("CHARGEOPS_OCPP_REQUIRE_TLS", v)?;
         }
+        if let Some(v) = var("CHARGEOPS_BACKGROUND_TASKS") {
+            self.background_tasks = parse("CHARGEOPS_BACKGROUND_TASKS", v)?;
+        }
         if let Some(v) = var("CHARGEOPS_LOG") {
             self.log = v;
         }
@@ -301,6 +344,14 @@ impl Config {
         }
         if self.command_timeout_secs == 0 {
             bail!("command_timeout_secs must be at least 1");
+        }
+        if let Some(id) = &self.node_id {
+            if self.nats_url.is_none() {
+                bail!("node_id is set but nats_url is not (--nats-url URL)");
+            }
+            if !chargeops_gateway::cluster::valid_node_id(id) {
+                bail!("invalid node_id {id:?}: letters, digits, '-' and '_', at most 64");
+            }
         }
         if self.heartbeat_interval_secs == 0 {
             bail!("heartbeat_interval_secs must be at least 1");
@@ -382,6 +433,16 @@ impl Config {
             timeout_secs: self.robot_timeout_secs,
             ..Default::default()
         }
+    }
+
+    /// The cluster to join, when `nats_url` is set.
+    pub fn cluster(&self) -> Option<chargeops_gateway::cluster::ClusterConfig> {
+        let url = self.nats_url.clone()?;
+        let node_id = self
+            .node_id
+            .clone()
+            .unwrap_or_else(chargeops_gateway::cluster::default_node_id);
+        Some(chargeops_gateway::cluster::ClusterConfig { url, node_id })
     }
 
     pub fn gateway(&self) -> GatewayConfig {
@@ -490,6 +551,22 @@ mod tests {
         c.validate().unwrap();
         c.database_url = None;
         assert!(c.validate().is_err(), "a schema without a database");
+    }
+
+    #[test]
+    fn cluster_settings() {
+        let mut c: Config = toml::from_str("nats_url = \"nats://127.0.0.1:4222\"\n").unwrap();
+        c.apply_env(|k| (k == "CHARGEOPS_NODE_ID").then(|| "gw-b".to_owned()))
+            .unwrap();
+        assert_eq!(c.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(c.node_id.as_deref(), Some("gw-b"));
+        c.validate().unwrap();
+        assert_eq!(c.cluster().map(|k| k.node_id), Some("gw-b".to_owned()));
+        c.node_id = Some("gw.b".to_owned());
+        assert!(c.validate().is_err(), "a dot splits the subject");
+        c.nats_url = None;
+        c.node_id = None;
+        assert!(c.cluster().is_none());
     }
 
     #[test]

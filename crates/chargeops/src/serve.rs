@@ -129,6 +129,11 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     }
 
     let gateway = Gateway::new(store.clone(), live.clone(), config.gateway());
+    if let Some(cluster) = config.cluster() {
+        let node = cluster.node_id.clone();
+        chargeops_gateway::cluster::start(&gateway, cluster)
+            .with_context(|| format!("failed to join the cluster as node {node}"))?;
+    }
     if let Some(ykc_addr) = config.ykc_listen {
         let ykc = tokio::net::TcpListener::bind(ykc_addr)
             .await
@@ -140,10 +145,16 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
         ));
     }
     let state = chargeops_api::AppState::new(store, live.clone(), gateway.clone());
-    chargeops_api::ops::start(&state, config.ops.clone());
-    chargeops_api::queue::start(&state, config.queue.clone());
-    chargeops_api::robots::start(&state, config.robots());
-    chargeops_api::units::start(&state);
+    if config.background_tasks {
+        chargeops_api::ops::start(&state, config.ops.clone());
+        chargeops_api::queue::start(&state, config.queue.clone());
+        chargeops_api::robots::start(&state, config.robots());
+        chargeops_api::units::start(&state);
+    } else {
+        tracing::info!(
+            "background tasks off (background_tasks = false): no fault detection, queue calling, robot dispatch or unit planning on this node"
+        );
+    }
     let app = gateway.router().merge(chargeops_api::router(state.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.listen)

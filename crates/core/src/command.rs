@@ -84,7 +84,7 @@ impl Command {
 
 /// The charger's answer to a command: `status` is the charger's own status field when its reply
 /// has one ("Accepted", "Rejected", ...), `response` the whole reply payload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandReply {
     pub status: String,
     pub response: serde_json::Value,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -117,12 +117,18 @@ pub struct ChargerSnapshot {
     pub connectors: Vec<ConnectorState>,
 }
 
+/// What [`Live::set_outbound`] installs.
+type OutboundHook = Box<dyn Fn(&Event) + Send + Sync>;
+
 /// The in-memory network: every charger's connectors and every station's counters.
 pub struct Live {
     hasher: RandomState,
     shards: Box<[RwLock<HashMap<String, ChargerLive>>]>,
     stations: RwLock<HashMap<String, Arc<StationCounters>>>,
     events: broadcast::Sender<Event>,
+    /// Sees every event published on this node (not those applied from another node), to
+    /// hand them on to the cluster; unset on a single node.
+    outbound: OnceLock<OutboundHook>,
     clock: Clock,
 }
 
@@ -155,6 +161,7 @@ impl Live {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             stations: RwLock::new(HashMap::new()),
             events,
+            outbound: OnceLock::new(),
             clock,
         }
     }
@@ -367,8 +374,24 @@ impl Live {
     }
 
     pub fn publish(&self, event: Event) {
+        if let Some(outbound) = self.outbound.get() {
+            outbound(&event);
+        }
         // No subscriber is not an error: nobody is watching the feed right now.
         let _ = self.events.send(event);
+    }
+
+    /// Publishes on this node's bus an event another node published first (the cluster
+    /// applying a remote node's change): the outbound hook does not see it, so it never goes
+    /// back out.
+    pub fn publish_remote(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Sets the hook that sees every event [`Live::publish`]ed on this node, once; returns
+    /// false when one is already set. It runs on the publisher's task, so it must not block.
+    pub fn set_outbound(&self, hook: impl Fn(&Event) + Send + Sync + 'static) -> bool {
+        self.outbound.set(Box::new(hook)).is_ok()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

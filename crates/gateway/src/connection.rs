@@ -93,7 +93,7 @@ impl Ctx {
             connector_id,
             status,
             raw_status,
-            error_code.clone(),
+            error_code,
             at,
         );
         self.gw
@@ -101,24 +101,13 @@ impl Ctx {
             .record_status(&self.charger_id, &state)
             .await
             .map_err(internal)?;
-        let previous = self
-            .gw
-            .live
-            .set_status(&self.charger_id, state)
-            .ok()
-            .flatten();
-        if previous != Some(status) {
-            self.gw.live.publish(Event::StatusChanged {
-                charger_id: self.charger_id.clone(),
-                station_id: self.station_id.clone(),
-                evse_id,
-                connector_id,
-                status,
-                previous,
-                error_code,
-                at,
-            });
-        }
+        crate::writer::connector_status(
+            &self.gw.live,
+            &self.charger_id,
+            &self.station_id,
+            state,
+            crate::writer::Origin::Local,
+        );
         Ok(())
     }
 
@@ -382,11 +371,6 @@ pub(crate) fn run(
         Version::V16 => chargeops_core::Protocol::Ocpp16,
         Version::V201 => chargeops_core::Protocol::Ocpp201,
     };
-    if !gw.live.set_online(&charger_id, true, Some(protocol)) {
-        gw.live
-            .upsert_charger(&charger_id, &station_id, Some(protocol), Vec::new());
-        gw.live.set_online(&charger_id, true, Some(protocol));
-    }
     Metrics::inc(&gw.metrics.connections_total);
     Metrics::inc(&gw.metrics.connections_open);
     tracing::info!(
@@ -395,12 +379,13 @@ pub(crate) fn run(
         protocol = version.subprotocol(),
         "charger connected"
     );
-    gw.live.publish(Event::ChargerOnline {
-        charger_id: charger_id.clone(),
-        station_id: station_id.clone(),
-        protocol: protocol.as_str().to_owned(),
-        at: gw.live.now(),
-    });
+    crate::writer::charger_online(
+        &gw.live,
+        &charger_id,
+        &station_id,
+        protocol,
+        crate::writer::Origin::Local,
+    );
     let ctx = Ctx {
         gw,
         charger_id,
@@ -560,12 +545,12 @@ fn serve(
         Metrics::dec(&gw.metrics.connections_open);
         let charger_id = &ctx.charger_id;
         if gw.connections.remove_if_current(charger_id, conn_id) {
-            gw.live.set_online(charger_id, false, None);
-            gw.live.publish(Event::ChargerOffline {
-                charger_id: charger_id.clone(),
-                station_id: ctx.station_id.clone(),
-                at: gw.live.now(),
-            });
+            crate::writer::charger_offline(
+                &gw.live,
+                charger_id,
+                &ctx.station_id,
+                crate::writer::Origin::Local,
+            );
         }
         tracing::info!(charger_id, reason, "charger disconnected");
     }

@@ -6,16 +6,18 @@
 //! (live state, events, store records) is in the protocol-neutral model of `chargeops-core`.
 
 mod auth;
+pub mod cluster;
 mod connection;
 pub mod metrics;
 pub mod tls;
 mod v16;
 mod v201;
+mod writer;
 mod ykc;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -302,6 +304,21 @@ impl Connections {
     pub fn get(&self, id: &str) -> Option<Route> {
         self.shard(id).get(id).cloned()
     }
+
+    /// The ids of every charger held now.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for shard in self.shards.iter() {
+            ids.extend(
+                shard
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .cloned(),
+            );
+        }
+        ids
+    }
 }
 
 /// The gateway's shared state.
@@ -319,6 +336,8 @@ pub struct Gateway {
     pub(crate) next_conn_id: AtomicU64,
     pub metrics: Metrics,
     pub(crate) tag_authority: std::sync::RwLock<Vec<Arc<dyn TagAuthority>>>,
+    /// The other nodes, when this one is part of a cluster (`cluster::start`).
+    pub(crate) cluster: OnceLock<Arc<cluster::Cluster>>,
 }
 
 impl Gateway {
@@ -331,6 +350,7 @@ impl Gateway {
             next_conn_id: AtomicU64::new(1),
             metrics: Metrics::default(),
             tag_authority: std::sync::RwLock::default(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -394,7 +414,22 @@ impl Gateway {
         result
     }
 
+    /// Through this node's connection to the charger, else through the node that holds it.
     async fn send_command(
+        &self,
+        charger_id: &str,
+        command: Command,
+    ) -> Result<CommandReply, CommandError> {
+        match self.cluster.get() {
+            Some(cluster) if !self.is_connected(charger_id) => {
+                cluster.command(charger_id, command).await
+            }
+            _ => self.send_local(charger_id, command).await,
+        }
+    }
+
+    /// Through this node's connection to the charger only.
+    pub(crate) async fn send_local(
         &self,
         charger_id: &str,
         command: Command,
