@@ -70,7 +70,12 @@ test('a driver takes a number on a phone and sees it called when a connector fre
   await page.click('#start');
   await page.waitForSelector('#t-state[data-state="charging"]', { timeout: 15_000 });
   assert.equal(await page.isVisible('#start'), false, 'nothing left to start');
-  const [session] = (await server.ok('GET', `/api/v1/sessions?charger=${CHARGER}`)).filter((s) => !s.stopped_at);
+  // The session follows the charger's StartTransaction, a moment after the car plugged in.
+  let session;
+  await waitUntil(async () => {
+    [session] = (await server.ok('GET', `/api/v1/sessions?charger=${CHARGER}`)).filter((s) => !s.stopped_at);
+    return Boolean(session);
+  }, { what: 'the session' });
   assert.match(session.id_tag, /^Q[0-9A-F]{18}$/, 'started with the ticket\'s own tag');
   assert.deepEqual(errors, []);
   await context.close();

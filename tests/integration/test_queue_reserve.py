@@ -553,7 +553,9 @@ def test_the_driver_starts_at_the_reserved_connector_without_a_card(q, version):
             charging = await await_until(lambda: when(q, a["id"], lambda t: t["state"] == "charging"),
                                          what="ticket charging")
             assert charging["reservation"]["ended"] == "charging"
-            sessions = await asyncio.to_thread(q.sessions, cid)
+            # The ticket charges once the car is plugged in; the session follows the charger's
+            # StartTransaction a moment later.
+            sessions = await await_until(lambda: q.sessions(cid) or None, what="the session")
             assert [s["id_tag"] for s in sessions] == [tag]
             # Started once: a second press finds the ticket charging, and nothing more is sent.
             r = await q.aapi("POST", f"/api/v1/queue/{a['id']}/start", token=None)
