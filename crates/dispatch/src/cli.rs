@@ -15,6 +15,7 @@ use crate::lot::{Car, Fleet, Lot};
 use crate::policy::{
     CarView, Chargeops, DockRule, Fifo, NearestIdle, Policy, RobotStatus, RobotView, View,
 };
+use crate::replay::{LiveComparison, ReplayOptions, compare_live};
 use crate::sim::{CarResult, Metrics, SimOptions, metrics, simulate};
 use crate::trace::{HolidayPeak, parse_trace, write_trace};
 
@@ -82,6 +83,11 @@ pub struct DispatchBenchArgs {
     /// Schedules the clairvoyant search tries per trace.
     #[arg(long, default_value_t = 2000)]
     pub clairvoyant_iterations: usize,
+    /// Also replay the same traces through the live lot (`live::LiveLot`, the platform's
+    /// dispatcher) with simulated robots reporting every 5 s, and compare its waits with the
+    /// simulator's chargeops.
+    #[arg(long)]
+    pub live: bool,
     /// Instead: time the chargeops decision for 200 waiting cars (median and p99).
     #[arg(long)]
     pub decision_timing: bool,
@@ -542,9 +548,97 @@ pub fn run(args: DispatchBenchArgs) -> Result<(), DispatchError> {
             std::io::stderr().is_terminal(),
         )?;
     }
+    let live = if args.live {
+        let bar = if std::io::stderr().is_terminal() {
+            let b = indicatif::ProgressBar::new(traces.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "live lot {bar:40} {pos}/{len} traces {elapsed} (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let c = compare_live(&lot, &fleet, &traces, &ReplayOptions::default(), || {
+            bar.inc(1)
+        })?;
+        bar.finish_and_clear();
+        Some(c)
+    } else {
+        None
+    };
     match args.format {
-        OutputFormat::Table => print!("{}", report.to_table()),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        OutputFormat::Table => {
+            print!("{}", report.to_table());
+            if let Some(c) = &live {
+                print!("{}", live_table(c));
+            }
+        }
+        OutputFormat::Json => {
+            let mut json = report.to_json();
+            if let (Some(c), Some(obj)) = (&live, json.as_object_mut()) {
+                obj.insert("live".into(), c.to_json());
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?)
+        }
     }
     Ok(())
+}
+
+/// The `--live` table: the simulator's chargeops beside the live lot on the same cars.
+pub fn live_table(c: &LiveComparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "live lot against the simulator ({} trace(s); waits to the robot reaching the car):",
+        c.traces
+    );
+    let _ = writeln!(
+        s,
+        "{:<28}{:>10}{:>10}{:>10}{:>8}{:>10}{:>8}{:>8}",
+        "", "mean min", "p95 min", "max min", "served", "abandoned", "lost", "util"
+    );
+    for (name, m) in [
+        ("chargeops (simulator)", &c.simulator),
+        ("chargeops (live lot)", &c.live),
+    ] {
+        let _ = writeln!(
+            s,
+            "{:<28}{:>10.1}{:>10.1}{:>10.1}{:>8}{:>10}{:>8}{:>8.3}",
+            name,
+            m.mean_wait_s / 60.0,
+            m.p95_wait_s / 60.0,
+            m.max_wait_s / 60.0,
+            m.served,
+            m.abandoned,
+            m.unserved,
+            m.robot_utilisation
+        );
+    }
+    let r = |l: f64, m: f64| {
+        LiveComparison::ratio(l, m).map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"))
+    };
+    let _ = writeln!(
+        s,
+        "{:<28}{:>10}{:>10}{:>10}",
+        "live / simulator",
+        r(c.live.mean_wait_s, c.simulator.mean_wait_s),
+        r(c.live.p95_wait_s, c.simulator.p95_wait_s),
+        r(c.live.max_wait_s, c.simulator.max_wait_s)
+    );
+    let _ = writeln!(
+        s,
+        "(live lot's own wait, to the session start: mean {:.1} min; {} reports, {} sessions, {} stopped short; lowest battery {:.4} kWh (a robot may come home empty); {} cars found their bay taken and were given a copy of it; {} refused)",
+        c.lot_mean_wait_s / 60.0,
+        c.reports,
+        c.sessions,
+        c.short_sessions,
+        c.min_battery_kwh,
+        c.stacked,
+        c.refused
+    );
+    s
 }
