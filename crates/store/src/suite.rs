@@ -179,6 +179,80 @@ fn kind<T: std::fmt::Debug>(r: crate::Result<T>) -> ErrorKind {
 // ---------------------------------------------------------------------------------------------
 // Stations and chargers.
 
+/// What [`write_before_reopen`] wrote, for [`check_after_reopen`] to find again.
+pub struct Written {
+    pub running: chargeops_core::Session,
+    pub done: chargeops_core::Session,
+}
+
+/// The first half of "acknowledged writes survive": a station, a charger, a status, a running
+/// and a stopped session, each acknowledged. The backend's own test then drops the store and
+/// opens it again (a reopened file, a reconnected server) for [`check_after_reopen`].
+pub async fn write_before_reopen(store: &dyn Store) -> Written {
+    store.upsert_station(&station("S1")).await.expect("station");
+    store
+        .insert_charger(&charger("CP1", "S1"))
+        .await
+        .expect("charger");
+    store
+        .record_status("CP1", &state(1, ConnectorStatus::Charging, 1_000))
+        .await
+        .expect("status");
+    let running = store
+        .start_session(&start16("CP1", 1, 0, 100))
+        .await
+        .expect("start")
+        .session;
+    let done = store
+        .start_session(&start16("CP1", 2, 0, 100))
+        .await
+        .expect("start")
+        .session;
+    let done = store
+        .stop_session(done.id, &stop(60_000, Some(600)))
+        .await
+        .expect("stop")
+        .session;
+    Written { running, done }
+}
+
+/// The second half: everything written is there, a replayed start finds its session, and ids
+/// are never reused.
+pub async fn check_after_reopen(store: &dyn Store, written: &Written) {
+    let Written { running, done } = written;
+    assert_eq!(
+        store.get_charger("CP1").await.expect("get"),
+        Some(charger("CP1", "S1"))
+    );
+    assert_eq!(
+        store.list_connectors().await.expect("connectors"),
+        vec![(
+            "CP1".to_string(),
+            state(1, ConnectorStatus::Charging, 1_000)
+        )]
+    );
+    assert_eq!(
+        store.get_session(running.id).await.expect("get"),
+        Some(running.clone())
+    );
+    assert_eq!(
+        store.get_session(done.id).await.expect("get"),
+        Some(done.clone())
+    );
+    let again = store
+        .start_session(&start16("CP1", 1, 0, 100))
+        .await
+        .expect("start again");
+    assert!(!again.created);
+    assert_eq!(again.session.id, running.id);
+    let next = store
+        .start_session(&start16("CP1", 3, 0, 100))
+        .await
+        .expect("start")
+        .session;
+    assert!(next.id > running.id.max(done.id));
+}
+
 pub async fn station_upsert_get_list<S: Store>(store: S) {
     assert_eq!(store.get_station("S1").await.expect("get"), None);
     assert!(store.list_stations().await.expect("list").is_empty());

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use chargeops_core::ConnectorStatus;
-use chargeops_store::suite::{at, charger, start16, state, station, stop};
+use chargeops_store::suite::{self, at, charger, start16, station};
 use chargeops_store::{ErrorKind, SqliteStore, Store};
 
 /// A directory of its own under the system temp dir. Directories that earlier runs left behind
@@ -59,68 +58,11 @@ chargeops_store::store_conformance_suite!(async { make_store().await });
 async fn acknowledged_writes_survive_reopen() {
     let dir = temp_dir();
     let store = SqliteStore::open_dir(&dir).expect("open");
-    store.upsert_station(&station("S1")).await.expect("station");
-    store
-        .insert_charger(&charger("CP1", "S1"))
-        .await
-        .expect("charger");
-    store
-        .record_status("CP1", &state(1, ConnectorStatus::Charging, 1_000))
-        .await
-        .expect("status");
-    let running = store
-        .start_session(&start16("CP1", 1, 0, 100))
-        .await
-        .expect("start")
-        .session;
-    let done = store
-        .start_session(&start16("CP1", 2, 0, 100))
-        .await
-        .expect("start")
-        .session;
-    let done = store
-        .stop_session(done.id, &stop(60_000, Some(600)))
-        .await
-        .expect("stop")
-        .session;
+    let written = suite::write_before_reopen(&store).await;
     drop(store);
 
     let store = SqliteStore::open_dir(&dir).expect("reopen");
-    assert_eq!(
-        store.get_charger("CP1").await.expect("get"),
-        Some(charger("CP1", "S1"))
-    );
-    assert_eq!(
-        store.list_connectors().await.expect("connectors"),
-        vec![(
-            "CP1".to_string(),
-            state(1, ConnectorStatus::Charging, 1_000)
-        )]
-    );
-    assert_eq!(
-        store.get_session(running.id).await.expect("get"),
-        Some(running.clone())
-    );
-    assert_eq!(
-        store.get_session(done.id).await.expect("get"),
-        Some(done.clone())
-    );
-
-    // The replayed start after the restart still finds its session.
-    let again = store
-        .start_session(&start16("CP1", 1, 0, 100))
-        .await
-        .expect("start again");
-    assert!(!again.created);
-    assert_eq!(again.session.id, running.id);
-
-    // Ids are never reused across a restart.
-    let next = store
-        .start_session(&start16("CP1", 3, 0, 100))
-        .await
-        .expect("start")
-        .session;
-    assert!(next.id > running.id.max(done.id));
+    suite::check_after_reopen(&store, &written).await;
 }
 
 const CRASH_DIR: &str = "CHARGEOPS_STORE_TEST_CRASH_DIR";
