@@ -7,6 +7,7 @@ use chargeops_dispatch::policy::{Action, Chargeops, DockRule, Fifo, NearestIdle,
 use chargeops_dispatch::province::{
     Site, Travel, Unit, UnitStatus, instant_reference, plan_relocation, static_placement,
 };
+use chargeops_dispatch::replay::{ReplayOptions, replay};
 use chargeops_dispatch::sim::{Fault, Outcome, Override, SimOptions, SimResult, simulate};
 use chargeops_dispatch::trace::{HolidayPeak, parse_trace, write_trace};
 use chargeops_dispatch::{DispatchError, View};
@@ -813,7 +814,6 @@ fn bad_relocation_input_is_an_error() {
 /// lost cars or dispatched late by tens of seconds would be far outside it.
 #[test]
 fn the_live_lot_gives_the_simulators_waits_on_a_seeded_trace() {
-    use chargeops_dispatch::replay::{ReplayOptions, replay};
     let lot = Lot::service_area(60);
     let fleet = Fleet {
         robots: 10,
@@ -868,4 +868,41 @@ fn the_live_lot_gives_the_simulators_waits_on_a_seeded_trace() {
     for (own, ours) in live.lot_wait_s.iter().zip(&served) {
         assert!((own - ours - fleet.plug_s).abs() < 1e-3, "{own} {ours}");
     }
+}
+
+/// The live replay on the hand-worked line: a robot hears of its task at its next report.
+#[test]
+fn a_task_reaches_the_robot_at_its_next_report() {
+    let (lot, fleet) = line_lot();
+    let cars = [car(0.0, 0, 10.0), car(2.0, 1, 10.0)];
+    let Ok(r) = replay(&lot, &fleet, &cars[1..], &ReplayOptions::default()) else {
+        panic!("replay")
+    };
+    // Robots report at the first arrival, then every 5 s: the car is assigned on its
+    // arrival, just after that report, and the robot hears of it 5 s later; 20 m to drive.
+    assert!((r.cars[0].wait_s - 25.0).abs() < 1e-3, "{:?}", r.cars);
+    let Ok(s) = simulate(
+        &lot,
+        &fleet,
+        &cars[1..],
+        &mut Chargeops::default(),
+        &SimOptions::default(),
+    ) else {
+        panic!("simulate")
+    };
+    assert!((s.cars[0].wait_s - 20.0).abs() < 1e-9);
+    // Two cars: the second is taken when the robot reports itself idle after the first.
+    let Ok(r) = replay(&lot, &fleet, &cars, &ReplayOptions::default()) else {
+        panic!("replay")
+    };
+    assert_eq!(r.metrics.served, 2);
+    assert_eq!(r.sessions, 2);
+    assert!(r.min_battery_kwh >= 0.0);
+    // 15 s to hear and reach the first car, 600 s charging, 10 s to the second bay.
+    assert!((r.cars[0].wait_s - 15.0).abs() < 1e-3, "{:?}", r.cars);
+    assert!(
+        (r.cars[1].wait_s - (615.0 + 10.0 - 2.0)).abs() < 1e-3,
+        "{:?}",
+        r.cars
+    );
 }
