@@ -15,6 +15,7 @@ use chargeops_core::{
 use chargeops_ops::{AuditEntry, Case, CaseKind, Crew, TimelineEntry};
 use chargeops_queue::Ticket;
 
+mod check;
 pub mod postgres;
 pub mod sqlite;
 pub mod suite;

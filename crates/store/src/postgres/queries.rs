@@ -17,6 +17,7 @@ use chargeops_core::{
 
 use super::error::{Violation, sql, violated};
 use super::pool::{Db, Exec};
+use crate::check;
 use crate::{ImportedSession, Result, SessionFilter, SessionSpan, Started, Stopped, StoreError};
 
 // ---------------------------------------------------------------------------------------------
@@ -96,12 +97,7 @@ fn station(row: &Row) -> Result<Station> {
 }
 
 pub(super) async fn upsert_station(db: &Db<'_, impl Exec>, s: &Station) -> Result<()> {
-    if s.lat.is_some_and(|v| !v.is_finite()) || s.lon.is_some_and(|v| !v.is_finite()) {
-        return Err(StoreError::Invalid(format!(
-            "station {} has a non-finite position",
-            s.id
-        )));
-    }
+    check::station(s)?;
     db.execute(
         "INSERT INTO stations (id, name, lat, lon, highway, direction)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -520,10 +516,8 @@ pub(super) async fn start_session(db: &Db<'_, impl Exec>, new: &NewSession) -> R
         })?;
     let id: i64 = get(&row, 0)?;
     // An OCPP 1.6 transactionId is a 32-bit integer; failing here rolls the insert back.
-    if new.transaction_ref.is_none() && i32::try_from(id).is_err() {
-        return Err(StoreError::Invalid(format!(
-            "session id {id} does not fit an OCPP 1.6 transactionId"
-        )));
+    if new.transaction_ref.is_none() {
+        check::ocpp16_transaction_id(id)?;
     }
     Ok(Started {
         session: Session {
@@ -709,20 +703,7 @@ pub(super) async fn import_sessions(
     db: &Db<'_, impl Exec>,
     sessions: &[ImportedSession],
 ) -> Result<u64> {
-    for s in sessions {
-        if s.stopped_at.is_some_and(|end| end < s.started_at) {
-            return Err(StoreError::Invalid(format!(
-                "session {} of charger {} stops before it starts",
-                s.transaction_ref, s.charger_id
-            )));
-        }
-        if s.transaction_ref.is_empty() || s.transaction_ref.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(StoreError::Invalid(format!(
-                "imported transaction_ref {:?} of charger {} must not be empty or all digits",
-                s.transaction_ref, s.charger_id
-            )));
-        }
-    }
+    sessions.iter().try_for_each(check::imported_session)?;
     let chargers: Vec<&str> = sessions.iter().map(|s| s.charger_id.as_str()).collect();
     let evses: Vec<i64> = sessions.iter().map(|s| i64::from(s.evse_id)).collect();
     let connectors: Vec<i64> = sessions.iter().map(|s| i64::from(s.connector_id)).collect();
@@ -833,12 +814,7 @@ pub(super) async fn record_meter_samples(
     db: &Db<'_, impl Exec>,
     samples: &[MeterSample],
 ) -> Result<()> {
-    if let Some(s) = samples.iter().find(|s| !s.value.is_finite()) {
-        return Err(StoreError::Invalid(format!(
-            "non-finite {} sample from charger {}",
-            s.measurand, s.charger_id
-        )));
-    }
+    samples.iter().try_for_each(check::meter_sample)?;
     let chargers: Vec<&str> = samples.iter().map(|s| s.charger_id.as_str()).collect();
     let evses: Vec<i64> = samples.iter().map(|s| i64::from(s.evse_id)).collect();
     let connectors: Vec<i64> = samples.iter().map(|s| i64::from(s.connector_id)).collect();

@@ -11,6 +11,7 @@ use chargeops_core::{
 };
 
 use super::error::{is_foreign_key, is_unique, sql};
+use crate::check;
 use crate::{ImportedSession, Result, SessionFilter, SessionSpan, Started, Stopped, StoreError};
 
 // ---------------------------------------------------------------------------------------------
@@ -111,12 +112,7 @@ fn station(row: &Row<'_>) -> rusqlite::Result<Station> {
 }
 
 pub(super) fn upsert_station(conn: &Connection, s: &Station) -> Result<()> {
-    if s.lat.is_some_and(|v| !v.is_finite()) || s.lon.is_some_and(|v| !v.is_finite()) {
-        return Err(StoreError::Invalid(format!(
-            "station {} has a non-finite position",
-            s.id
-        )));
-    }
+    check::station(s)?;
     conn.prepare_cached(
         "INSERT INTO stations (id, name, lat, lon, highway, direction)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -474,11 +470,7 @@ pub(super) fn start_session(conn: &Connection, new: &NewSession) -> Result<Start
         Some(r) => r.clone(),
         None => {
             // An OCPP 1.6 transactionId is a 32-bit integer; failing here rolls the insert back.
-            if i32::try_from(id).is_err() {
-                return Err(StoreError::Invalid(format!(
-                    "session id {id} does not fit an OCPP 1.6 transactionId"
-                )));
-            }
+            check::ocpp16_transaction_id(id)?;
             let r = id.to_string();
             conn.prepare_cached("UPDATE sessions SET transaction_ref = ?2 WHERE id = ?1")
                 .and_then(|mut st| st.execute(params![id, r]))
@@ -665,18 +657,7 @@ pub(super) fn import_sessions(conn: &Connection, sessions: &[ImportedSession]) -
         .map_err(sql)?;
     let mut added = 0u64;
     for s in sessions {
-        if s.stopped_at.is_some_and(|end| end < s.started_at) {
-            return Err(StoreError::Invalid(format!(
-                "session {} of charger {} stops before it starts",
-                s.transaction_ref, s.charger_id
-            )));
-        }
-        if s.transaction_ref.is_empty() || s.transaction_ref.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(StoreError::Invalid(format!(
-                "imported transaction_ref {:?} of charger {} must not be empty or all digits",
-                s.transaction_ref, s.charger_id
-            )));
-        }
+        check::imported_session(s)?;
         let n = st
             .execute(params![
                 s.charger_id,
@@ -748,12 +729,7 @@ pub(super) fn record_meter_samples(conn: &Connection, samples: &[MeterSample]) -
         )
         .map_err(sql)?;
     for s in samples {
-        if !s.value.is_finite() {
-            return Err(StoreError::Invalid(format!(
-                "non-finite {} sample from charger {}",
-                s.measurand, s.charger_id
-            )));
-        }
+        check::meter_sample(s)?;
         st.execute(params![
             s.charger_id,
             s.evse_id,

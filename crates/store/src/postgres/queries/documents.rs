@@ -3,12 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{get, ms};
+use crate::Result;
+use crate::check;
 use crate::postgres::error::sql;
 use crate::postgres::pool::{Db, Exec};
-use crate::{Result, StoreError};
-
-/// Longest accepted document body, bytes: these are records, not files.
-const MAX_BODY: usize = 1 << 20;
 
 pub(in crate::postgres) async fn put_document(
     db: &Db<'_, impl Exec>,
@@ -17,22 +15,7 @@ pub(in crate::postgres) async fn put_document(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if kind.is_empty() || id.is_empty() {
-        return Err(StoreError::Invalid(
-            "a document needs a kind and an id".into(),
-        ));
-    }
-    if body.len() > MAX_BODY {
-        return Err(StoreError::Invalid(format!(
-            "document {kind}/{id} is {} bytes, more than {MAX_BODY}",
-            body.len()
-        )));
-    }
-    if serde_json::from_str::<serde::de::IgnoredAny>(body).is_err() {
-        return Err(StoreError::Invalid(format!(
-            "document {kind}/{id} is not JSON"
-        )));
-    }
+    check::document(kind, id, body)?;
     db.execute(
         "INSERT INTO documents (kind, id, body, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",

@@ -7,6 +7,7 @@ use chargeops_ops::{
 };
 
 use super::{Values, collect, get, ms, ms_opt, named, refs, uint, uint_opt};
+use crate::check;
 use crate::postgres::error::{Violation, sql, violated};
 use crate::postgres::pool::{Db, Exec};
 use crate::{CaseFilter, Result, StoreError};
@@ -56,16 +57,6 @@ fn missing_reference(c: &Case, constraint: &str) -> StoreError {
         }
         _ => StoreError::NotFound(format!("station {}", c.station_id)),
     }
-}
-
-fn check(c: &Case) -> Result<()> {
-    if c.station_id.is_empty() || c.charger_id.as_deref() == Some("") {
-        return Err(StoreError::Invalid("empty charger or station id".into()));
-    }
-    if c.opened_at > c.sla_due_at {
-        return Err(StoreError::Invalid("case due before it opened".into()));
-    }
-    Ok(())
 }
 
 /// The 23 columns after `id`, in `CASE_COLS` order.
@@ -142,7 +133,7 @@ pub(in crate::postgres) async fn insert_case(
     c: &Case,
     entries: &[TimelineEntry],
 ) -> Result<Case> {
-    check(c)?;
+    check::case(c)?;
     let values = case_values(c);
     let row = db
         .query_one(
@@ -171,7 +162,7 @@ pub(in crate::postgres) async fn update_case(
     c: &Case,
     entries: &[TimelineEntry],
 ) -> Result<()> {
-    check(c)?;
+    check::case(c)?;
     let mut values = case_values(c);
     values.push(Box::new(c.id));
     let n = db
@@ -298,12 +289,7 @@ fn crew(row: &Row) -> Result<Crew> {
 }
 
 pub(in crate::postgres) async fn upsert_crew(db: &Db<'_, impl Exec>, c: &Crew) -> Result<()> {
-    if !(c.lat.is_finite() && c.lon.is_finite() && c.speed_kmh.is_finite()) {
-        return Err(StoreError::Invalid(format!(
-            "crew {} has a non-finite number",
-            c.id
-        )));
-    }
+    check::crew(c)?;
     db.execute(
         &format!(
             "INSERT INTO crews ({CREW_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)

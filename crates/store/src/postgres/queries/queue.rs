@@ -5,6 +5,7 @@ use tokio_postgres::Row;
 use chargeops_queue::{Ticket, TicketState};
 
 use super::{Values, collect, get, ms, ms_opt, named, refs, uint, uint_opt};
+use crate::check;
 use crate::postgres::error::{Violation, sql, violated};
 use crate::postgres::pool::{Db, Exec};
 use crate::{Result, StoreError, TicketFilter};
@@ -48,16 +49,6 @@ fn truncated(t: &Ticket) -> Ticket {
     }
 }
 
-fn check(t: &Ticket) -> Result<()> {
-    if t.id.is_empty() || t.station_id.is_empty() {
-        return Err(StoreError::Invalid("empty ticket or station id".into()));
-    }
-    if t.contact.as_deref().is_some_and(str::is_empty) {
-        return Err(StoreError::Invalid("empty contact (use none)".into()));
-    }
-    Ok(())
-}
-
 fn conflict(t: &Ticket) -> StoreError {
     StoreError::Conflict(format!(
         "an active ticket for this contact at station {}",
@@ -72,7 +63,7 @@ pub(in crate::postgres) async fn insert_ticket(
     db: &Db<'_, impl Exec>,
     t: &Ticket,
 ) -> Result<Ticket> {
-    check(t)?;
+    check::ticket(t)?;
     let station = db
         .query_opt(
             "SELECT 1 FROM stations WHERE id = $1 FOR NO KEY UPDATE",
@@ -132,7 +123,7 @@ pub(in crate::postgres) async fn insert_ticket(
 }
 
 pub(in crate::postgres) async fn update_ticket(db: &Db<'_, impl Exec>, t: &Ticket) -> Result<()> {
-    check(t)?;
+    check::ticket(t)?;
     let n = db
         .execute(
             "UPDATE queue_tickets SET contact = $2, state = $3, order_key = $4, called_at = $5,

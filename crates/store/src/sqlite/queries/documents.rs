@@ -3,11 +3,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
+use crate::Result;
+use crate::check;
 use crate::sqlite::error::sql;
-use crate::{Result, StoreError};
-
-/// Longest accepted document body, bytes: these are records, not files.
-const MAX_BODY: usize = 1 << 20;
 
 pub(in crate::sqlite) fn put_document(
     conn: &Connection,
@@ -16,22 +14,7 @@ pub(in crate::sqlite) fn put_document(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if kind.is_empty() || id.is_empty() {
-        return Err(StoreError::Invalid(
-            "a document needs a kind and an id".into(),
-        ));
-    }
-    if body.len() > MAX_BODY {
-        return Err(StoreError::Invalid(format!(
-            "document {kind}/{id} is {} bytes, more than {MAX_BODY}",
-            body.len()
-        )));
-    }
-    if serde_json::from_str::<serde::de::IgnoredAny>(body).is_err() {
-        return Err(StoreError::Invalid(format!(
-            "document {kind}/{id} is not JSON"
-        )));
-    }
+    check::document(kind, id, body)?;
     conn.prepare_cached(
         "INSERT INTO documents (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",

@@ -8,6 +8,7 @@ use chargeops_ops::{
 };
 
 use super::{Named, collect, ms, ms_opt, named, truncate_ms, ts, ts_opt};
+use crate::check;
 use crate::sqlite::error::{is_foreign_key, sql};
 use crate::{CaseFilter, Result, StoreError};
 
@@ -98,16 +99,6 @@ fn missing_reference(conn: &Connection, c: &Case) -> StoreError {
     StoreError::NotFound("case reference".into())
 }
 
-fn check(c: &Case) -> Result<()> {
-    if c.station_id.is_empty() || c.charger_id.as_deref() == Some("") {
-        return Err(StoreError::Invalid("empty charger or station id".into()));
-    }
-    if c.opened_at > c.sla_due_at {
-        return Err(StoreError::Invalid("case due before it opened".into()));
-    }
-    Ok(())
-}
-
 fn case_values(c: &Case) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value as V;
     let text = |s: &str| V::Text(s.to_owned());
@@ -179,7 +170,7 @@ pub(in crate::sqlite) fn insert_case(
     c: &Case,
     entries: &[TimelineEntry],
 ) -> Result<Case> {
-    check(c)?;
+    check::case(c)?;
     conn.prepare_cached(
         "INSERT INTO cases (kind, state, source, category, priority, station_id, charger_id,
              connector_id, title, description, error_code, caller_phone, crew_id, opened_at,
@@ -206,7 +197,7 @@ pub(in crate::sqlite) fn update_case(
     c: &Case,
     entries: &[TimelineEntry],
 ) -> Result<()> {
-    check(c)?;
+    check::case(c)?;
     let mut values = case_values(c);
     values.push(rusqlite::types::Value::Integer(c.id));
     let n = conn
@@ -323,12 +314,7 @@ const CREW_COLS: &str =
     "id, name, skills, lat, lon, shift_start_hour, shift_end_hour, speed_kmh, phone, simulated";
 
 pub(in crate::sqlite) fn upsert_crew(conn: &Connection, c: &Crew) -> Result<()> {
-    if !(c.lat.is_finite() && c.lon.is_finite() && c.speed_kmh.is_finite()) {
-        return Err(StoreError::Invalid(format!(
-            "crew {} has a non-finite number",
-            c.id
-        )));
-    }
+    check::crew(c)?;
     conn.prepare_cached(&format!(
         "INSERT INTO crews ({CREW_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, skills = excluded.skills,

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use chargeops_queue::{Ticket, TicketState};
 
 use super::{Named, collect, ms, ms_opt, named, truncate_ms, ts, ts_opt};
+use crate::check;
 use crate::sqlite::error::{is_foreign_key, is_unique, sql};
 use crate::{Result, StoreError, TicketFilter};
 
@@ -53,16 +54,6 @@ fn truncated(t: &Ticket) -> Ticket {
     }
 }
 
-fn check(t: &Ticket) -> Result<()> {
-    if t.id.is_empty() || t.station_id.is_empty() {
-        return Err(StoreError::Invalid("empty ticket or station id".into()));
-    }
-    if t.contact.as_deref().is_some_and(str::is_empty) {
-        return Err(StoreError::Invalid("empty contact (use none)".into()));
-    }
-    Ok(())
-}
-
 fn conflict(t: &Ticket) -> StoreError {
     StoreError::Conflict(format!(
         "an active ticket for this contact at station {}",
@@ -71,7 +62,7 @@ fn conflict(t: &Ticket) -> StoreError {
 }
 
 pub(in crate::sqlite) fn insert_ticket(conn: &Connection, t: &Ticket) -> Result<Ticket> {
-    check(t)?;
+    check::ticket(t)?;
     let number: i64 = conn
         .query_row(
             "SELECT ifnull(max(number), 0) + 1 FROM queue_tickets WHERE station_id = ?1",
@@ -134,7 +125,7 @@ pub(in crate::sqlite) fn insert_ticket(conn: &Connection, t: &Ticket) -> Result<
 }
 
 pub(in crate::sqlite) fn update_ticket(conn: &Connection, t: &Ticket) -> Result<()> {
-    check(t)?;
+    check::ticket(t)?;
     let n = conn
         .prepare_cached(
             "UPDATE queue_tickets SET contact = ?2, state = ?3, order_key = ?4, called_at = ?5,
