@@ -13,39 +13,7 @@ use chargeops_core::secret::{random_hex, token_digest};
 use chargeops_core::{ApiToken, Role};
 use chargeops_store::{Store, StoreError};
 
-use crate::{ApiError, AppState};
-
-/// Who is calling, put in the request's extensions by [`require_token`].
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub name: String,
-    pub role: Role,
-    /// The field crew a `crew` token acts for.
-    pub crew_id: Option<String>,
-}
-
-impl Caller {
-    /// Operators and admins change the network (stations, chargers, commands, id tags);
-    /// everyone else only reads it. What agents, dispatchers and crews may do to cases is
-    /// decided in `ops`.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        match self.role {
-            Role::Admin | Role::Operator => Ok(()),
-            Role::Viewer | Role::Agent | Role::Dispatcher | Role::Crew => {
-                Err(ApiError::forbidden())
-            }
-        }
-    }
-
-    /// Passes when the caller's role is one of `roles`.
-    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
-}
+use crate::{ApiError, AppState, Caller};
 
 #[derive(Default)]
 pub(crate) struct TokenCache {

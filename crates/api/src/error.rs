@@ -112,6 +112,26 @@ impl From<CommandError> for ApiError {
     }
 }
 
+impl From<chargeops_services::Error> for ApiError {
+    fn from(e: chargeops_services::Error) -> Self {
+        use chargeops_services::ErrorKind as K;
+        let status = match e.kind {
+            K::Invalid => StatusCode::BAD_REQUEST,
+            K::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            K::Unauthorized => StatusCode::UNAUTHORIZED,
+            K::Forbidden => StatusCode::FORBIDDEN,
+            K::NotFound => StatusCode::NOT_FOUND,
+            K::Conflict => StatusCode::CONFLICT,
+            K::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            K::Upstream => StatusCode::BAD_GATEWAY,
+            K::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            K::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code, e.message)
+    }
+}
+
 /// JSON body rejections in the same `{code, message}` shape.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {

@@ -24,9 +24,11 @@ use axum::routing::{delete, get, post, put};
 
 use chargeops_core::Live;
 use chargeops_gateway::Gateway;
+use chargeops_services::Services;
 use chargeops_store::Store;
 
-pub use auth::{Caller, bootstrap_admin_token};
+pub use auth::bootstrap_admin_token;
+pub use chargeops_services::Caller;
 pub use error::ApiError;
 
 /// The OpenAPI 3 description of this API, kept beside the routes it documents.
@@ -36,10 +38,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub live: Arc<Live>,
     pub gateway: Arc<Gateway>,
+    /// The application services the handlers call.
+    pub services: Arc<Services>,
     pub started: Instant,
     pub(crate) tokens: auth::TokenCache,
-    /// Fitted forecasts and the session history behind them (Chinese holiday calendar).
-    pub forecasts: forecast::Forecasts,
     /// The operations loop: cases, crews, detection settings.
     pub ops: ops::OpsState,
     /// Queue numbers: active tickets, notifiers, diversion counters.
@@ -51,14 +53,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, live: Arc<Live>, gateway: Arc<Gateway>) -> Arc<Self> {
+    pub fn new(services: Arc<Services>) -> Arc<Self> {
+        let p = &services.platform;
         Arc::new(AppState {
-            store,
-            live,
-            gateway,
+            store: p.store.clone(),
+            live: p.live.clone(),
+            gateway: p.gateway.clone(),
+            services,
             started: Instant::now(),
             tokens: auth::TokenCache::default(),
-            forecasts: forecast::Forecasts::default(),
             ops: ops::OpsState::default(),
             queue: queue::QueueState::default(),
             robots: robots::RobotsState::default(),

@@ -997,7 +997,13 @@ async fn station_wait(
     let (rate, source) = match (q.arrive_in_min, q.arrivals_per_hour) {
         (Some(_), Some(rate)) => (Some(rate), Some("caller")),
         (Some(m), None) => {
-            let rate = crate::forecast::arrivals_per_hour(&state, &id, m).await?;
+            let rate = chargeops_services::forecasts::arrivals_per_hour(
+                &state.services.platform,
+                &state.services.forecasts,
+                &id,
+                m,
+            )
+            .await?;
             (rate, rate.map(|_| "forecast"))
         }
         (None, _) => (None, None),
@@ -1329,7 +1335,7 @@ async fn station_card(
             (Some(a), Some(b)) if downstream.contains(s.id.as_str()) => Some((a - b).abs()),
             _ => here
                 .zip(pos(s))
-                .map(|(a, b)| crate::forecast::haversine_km(a, b)),
+                .map(|(a, b)| chargeops_services::forecasts::haversine_km(a, b)),
         };
         let Some(km) = km.filter(|k| *k <= radius) else {
             continue;

@@ -64,8 +64,9 @@ use chargeops_forecast::SiteForecast;
 use chargeops_gateway::basic_password_of;
 
 use crate::error::{ApiResult, basic_unauthorized, body, query};
-use crate::forecast::{forecasts_of, hour_of};
+use crate::forecast::hour_of;
 use crate::{ApiError, AppState, Caller};
+use chargeops_services::forecasts::forecasts_of;
 
 /// Store document kind of a unit; the document id is the unit id.
 pub const DOC_KIND: &str = "mobile_unit";
@@ -339,6 +340,7 @@ fn nearest(stations: &[Station], at: (f64, f64)) -> Option<(&Station, f64)> {
 fn place_of(state: &AppState, s: &Station) -> Place {
     let (lat, lon) = position_of(s).unwrap_or_default();
     let km = state
+        .services
         .forecasts
         .network
         .station(&s.id)
@@ -504,7 +506,14 @@ async fn inputs(state: &AppState, horizon: usize) -> ApiResult<Inputs> {
     let now = state.live.now();
     let origin = hour_of(now);
     let stations = placed_stations(state).await?;
-    let fcs = forecasts_of(state, now, &stations, horizon).await?;
+    let fcs = forecasts_of(
+        &state.services.platform,
+        &state.services.forecasts,
+        now,
+        &stations,
+        horizon,
+    )
+    .await?;
     let mut sites = Vec::with_capacity(stations.len());
     let mut fits = HashMap::with_capacity(stations.len());
     for (s, f) in stations.iter().zip(fcs) {

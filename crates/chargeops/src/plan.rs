@@ -1,5 +1,5 @@
 //! `chargeops plan`: a station's plan for a peak period, read straight from a data directory
-//! (the platform need not run). The forecasting and sizing are the API's; this only wires and
+//! (the platform need not run). The forecasting and sizing are the forecasts service's; this only wires and
 //! prints.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use chargeops_api::forecast::{Forecasts, PlanRequest, hour_of, plan_params};
+use chargeops_services::forecasts::{Forecasts, PlanRequest, hour_of, plan_params};
 use chargeops_store::{SessionFilter, SqliteStore, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -144,7 +144,12 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
             config.ykc(),
         ));
     }
-    let state = chargeops_api::AppState::new(store, live.clone(), gateway.clone());
+    let services = chargeops_services::Services::new(chargeops_services::Platform::new(
+        store,
+        live.clone(),
+        gateway.clone(),
+    ));
+    let state = chargeops_api::AppState::new(services);
     if config.background_tasks {
         chargeops_api::ops::start(&state, config.ops.clone());
         chargeops_api::queue::start(&state, config.queue.clone());

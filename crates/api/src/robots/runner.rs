@@ -313,7 +313,9 @@ mod tests {
         store.insert_charger(&robot).await.expect("charger");
         let live = Arc::new(Live::new());
         let gateway = Gateway::new(store.clone(), live.clone(), GatewayConfig::default());
-        let state = AppState::new(store.clone(), live, gateway);
+        let state = AppState::new(chargeops_services::Services::new(
+            chargeops_services::Platform::new(store.clone(), live, gateway),
+        ));
 
         let now = now_s(&state);
         let lot = Lot::service_area(10);
