@@ -7,7 +7,6 @@
 //! `include_bytes!` so that `cargo run` alone serves them: no front-end build step, nothing
 //! fetched from the internet.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::rejection::QueryRejection;
@@ -16,13 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
-use chrono::{DateTime, Duration, Local, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use chargeops_core::{ConnectorState, ConnectorStatus, StatusCounts};
-use chargeops_store::SessionFilter;
+use chargeops_services::network::{History, HistoryQuery, PublicQuery, Summary};
 
 use crate::{ApiError, AppState, auth};
 
@@ -304,42 +302,11 @@ async fn list_lots(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_j
 }
 
 // ---------------------------------------------------------------------------------------------
-// Network totals.
+// Network totals, station history, public availability.
 
 #[derive(Deserialize)]
 struct SummaryQuery {
     since: Option<DateTime<Utc>>,
-}
-
-/// Sessions read to sum today's energy; past this the total is marked `energy_capped`.
-const ENERGY_SESSION_CAP: u32 = 200_000;
-
-#[derive(Serialize)]
-struct Summary {
-    stations: usize,
-    chargers: usize,
-    chargers_connected: usize,
-    connectors: StatusCounts,
-    connectors_total: u64,
-    charging_now: u64,
-    faulted: u64,
-    offline: u64,
-    /// Start of "today": the `since` given (the page sends its local midnight), else the
-    /// server's local midnight.
-    since: DateTime<Utc>,
-    sessions_today: usize,
-    energy_today_wh: i64,
-    energy_capped: bool,
-    at: DateTime<Utc>,
-}
-
-fn local_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    let local = now.with_timezone(&Local);
-    local
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|m| Local.from_local_datetime(&m).earliest())
-        .map_or(now - Duration::hours(24), |m| m.with_timezone(&Utc))
 }
 
 async fn network_summary(
@@ -347,98 +314,7 @@ async fn network_summary(
     q: Result<Query<SummaryQuery>, QueryRejection>,
 ) -> ApiResult<Json<Summary>> {
     let q = query(q)?;
-    let now = Utc::now();
-    let since = q.since.unwrap_or_else(|| local_midnight(now));
-    if since > now || now - since > Duration::days(7) {
-        return Err(ApiError::bad_request(
-            "since must be within the last 7 days",
-        ));
-    }
-    let stations = state.store.list_stations().await?.len();
-    let mut connectors = StatusCounts::default();
-    for (_, (_, c)) in state.live.all_station_counts() {
-        connectors = add_counts(connectors, c);
-    }
-    let sessions = state
-        .store
-        .list_sessions(&SessionFilter {
-            since: Some(since),
-            limit: Some(ENERGY_SESSION_CAP),
-            ..Default::default()
-        })
-        .await?;
-    let energy_today_wh = sessions.iter().map(session_energy).sum();
-    Ok(Json(Summary {
-        stations,
-        chargers: state.live.charger_count(),
-        chargers_connected: state.live.online_count(),
-        connectors_total: connectors.total(),
-        charging_now: connectors.charging,
-        faulted: connectors.faulted,
-        offline: connectors.offline,
-        connectors,
-        since,
-        sessions_today: sessions.len(),
-        energy_today_wh,
-        energy_capped: sessions.len() >= ENERGY_SESSION_CAP as usize,
-        at: now,
-    }))
-}
-
-fn add_counts(a: StatusCounts, b: StatusCounts) -> StatusCounts {
-    StatusCounts {
-        available: a.available + b.available,
-        occupied: a.occupied + b.occupied,
-        charging: a.charging + b.charging,
-        reserved: a.reserved + b.reserved,
-        unavailable: a.unavailable + b.unavailable,
-        faulted: a.faulted + b.faulted,
-        offline: a.offline + b.offline,
-    }
-}
-
-/// Energy of a session so far: what the charger reported, else the meter difference.
-fn session_energy(s: &chargeops_core::Session) -> i64 {
-    s.energy_wh
-        .or_else(|| Some(s.meter_stop_wh? - s.meter_start_wh?))
-        .unwrap_or(0)
-        .max(0)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Station history.
-
-#[derive(Deserialize)]
-struct HistoryQuery {
-    hours: Option<u32>,
-    bucket_minutes: Option<u32>,
-}
-
-/// How far before the window status history is read to know each connector's state when the
-/// window opens. A connector with no change in that time is taken to have held its current
-/// status all along (nothing was reported, so nothing changed).
-const HISTORY_LOOKBACK_HOURS: i64 = 24;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct HistoryPoint {
-    /// Start of the bucket.
-    pub at: DateTime<Utc>,
-    /// Busy (occupied or charging) connectors at the end of the bucket.
-    pub busy: u64,
-    /// Most connectors busy at once during the bucket.
-    pub busy_peak: u64,
-    /// Connectors by status at the end of the bucket.
-    pub counts: StatusCounts,
-}
-
-#[derive(Serialize)]
-struct History {
-    station_id: String,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    bucket_s: i64,
-    connectors: usize,
-    points: Vec<HistoryPoint>,
+    Ok(Json(state.services.network.summary(q.since).await?))
 }
 
 async fn station_history(
@@ -447,237 +323,17 @@ async fn station_history(
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<History>> {
     let q = query(q)?;
-    let hours = q.hours.unwrap_or(6);
-    if !(1..=48).contains(&hours) {
-        return Err(ApiError::bad_request("hours must be 1 to 48"));
-    }
-    let bucket_minutes = q.bucket_minutes.unwrap_or(if hours <= 12 { 5 } else { 15 });
-    if !(1..=60).contains(&bucket_minutes) {
-        return Err(ApiError::bad_request("bucket_minutes must be 1 to 60"));
-    }
-    if state.store.get_station(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("station {id} not found")));
-    }
-    let to = Utc::now();
-    let bucket = Duration::minutes(i64::from(bucket_minutes));
-    let from = align_down(to - Duration::hours(i64::from(hours)), bucket);
-    let lookback = from - Duration::hours(HISTORY_LOOKBACK_HOURS);
-
-    let chargers: Vec<_> = state
-        .store
-        .list_chargers()
-        .await?
-        .into_iter()
-        .filter(|c| c.station_id == id)
-        .collect();
-    let mut changes: Vec<Change> = Vec::new();
-    let mut keys = 0usize;
-    for c in &chargers {
-        let history = state.store.status_history(&c.id, Some(lookback)).await?;
-        let mut seen: Vec<(u32, u32)> = Vec::new();
-        for s in &history {
-            let key = (s.evse_id, s.connector_id);
-            if !seen.contains(&key) {
-                seen.push(key);
-            }
-        }
-        // Connectors with no change since the lookback have held their current status.
-        let current: Vec<ConnectorState> = state
-            .live
-            .snapshot(&c.id)
-            .map(|snap| snap.connectors)
-            .unwrap_or_default();
-        let base = keys;
-        for s in &current {
-            let key = (s.evse_id, s.connector_id);
-            if seen.contains(&key) {
-                continue;
-            }
-            let status = state
-                .live
-                .connector(&c.id, s.evse_id, s.connector_id)
-                .map_or(s.status, |r| r.status);
-            seen.push(key);
-            changes.push(Change {
-                at: lookback,
-                key: base + seen.len() - 1,
-                status,
-            });
-        }
-        for s in history {
-            let Some(i) = seen.iter().position(|k| *k == (s.evse_id, s.connector_id)) else {
-                continue;
-            };
-            changes.push(Change {
-                at: s.updated_at,
-                key: base + i,
-                status: s.status,
-            });
-        }
-        keys += seen.len();
-    }
-    let points = bucket_busy(&mut changes, keys, from, to, bucket);
-    Ok(Json(History {
-        station_id: id,
-        from,
-        to,
-        bucket_s: bucket.num_seconds(),
-        connectors: keys,
-        points,
-    }))
+    Ok(Json(state.services.network.history(&id, q).await?))
 }
 
-fn align_down(t: DateTime<Utc>, bucket: Duration) -> DateTime<Utc> {
-    let step = bucket.num_milliseconds().max(1);
-    let ms = t.timestamp_millis();
-    DateTime::from_timestamp_millis(ms - ms.rem_euclid(step)).unwrap_or(t)
-}
-
-/// One connector's status change; `key` numbers the connector within the station.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Change {
-    pub at: DateTime<Utc>,
-    pub key: usize,
-    pub status: ConnectorStatus,
-}
-
-/// Replays status changes over buckets of `bucket` from `from` to `to`: per bucket, the
-/// counts at its end and the peak of busy connectors within it. Changes before `from` set the
-/// starting state; a connector counts only from its first known status.
-pub(crate) fn bucket_busy(
-    changes: &mut [Change],
-    keys: usize,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    bucket: Duration,
-) -> Vec<HistoryPoint> {
-    changes.sort_by_key(|c| c.at);
-    let mut state: Vec<Option<ConnectorStatus>> = vec![None; keys];
-    let mut counts = [0u64; 7];
-    let mut apply = |c: &Change, counts: &mut [u64; 7]| {
-        if c.key >= state.len() {
-            return;
-        }
-        if let Some(old) = state[c.key] {
-            counts[old.index()] -= 1;
-        }
-        counts[c.status.index()] += 1;
-        state[c.key] = Some(c.status);
-    };
-    let busy_of = |counts: &[u64; 7]| {
-        counts[ConnectorStatus::Occupied.index()] + counts[ConnectorStatus::Charging.index()]
-    };
-    let mut i = 0;
-    while i < changes.len() && changes[i].at < from {
-        apply(&changes[i], &mut counts);
-        i += 1;
-    }
-    let mut points = Vec::new();
-    let mut start = from;
-    while start < to && bucket > Duration::zero() {
-        let end = (start + bucket).min(to);
-        let mut peak = busy_of(&counts);
-        while i < changes.len() && (changes[i].at < end || (end == to && changes[i].at <= to)) {
-            apply(&changes[i], &mut counts);
-            peak = peak.max(busy_of(&counts));
-            i += 1;
-        }
-        let mut out = StatusCounts::default();
-        for s in ConnectorStatus::ALL {
-            out.set(s, counts[s.index()]);
-        }
-        points.push(HistoryPoint {
-            at: start,
-            busy: busy_of(&counts),
-            busy_peak: peak,
-            counts: out,
-        });
-        start += bucket;
-    }
-    points
-}
-
-// ---------------------------------------------------------------------------------------------
-// Public availability for drivers.
-
-/// A typical DC fast-charging session, for the wait estimate: long enough for ~10-80% on
-/// highway chargers.
-const TYPICAL_SESSION_S: u64 = 40 * 60;
-
-#[derive(Deserialize)]
-struct PublicQuery {
-    highway: Option<String>,
-    direction: Option<String>,
-}
-
-#[derive(Serialize)]
-struct PublicStation {
-    id: String,
-    name: String,
-    highway: Option<String>,
-    direction: Option<String>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    connectors: StatusCounts,
-    available: u64,
-    total: u64,
-    wait_estimate_s: Option<u64>,
-}
-
-/// Expected wait for the next free connector: none when one is free; with `n` busy connectors
-/// whose sessions end at independent, uniformly spread times within a typical session, the
-/// first frees after `typical / (n + 1)` on average. `None` when no connector is in service
-/// (all faulted, unavailable or offline): there is nothing to wait for.
-pub(crate) fn wait_estimate_s(c: &StatusCounts) -> Option<u64> {
-    if c.available > 0 {
-        return Some(0);
-    }
-    let busy = c.occupied + c.charging + c.reserved;
-    if busy == 0 {
-        return None;
-    }
-    Some(TYPICAL_SESSION_S / (busy + 1))
-}
-
-/// Every station's live availability, for anyone: no charger ids, no id tags, no sessions.
-/// Cached by proxies for a few seconds, so a crowd of phones polling costs little.
+/// Every station's live availability, for anyone. Cached by proxies for a few seconds, so a
+/// crowd of phones polling costs little.
 async fn public_stations(
     State(state): State<Arc<AppState>>,
     q: Result<Query<PublicQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let counts: HashMap<String, (u64, StatusCounts)> = state.live.all_station_counts();
-    let out: Vec<PublicStation> = state
-        .store
-        .list_stations()
-        .await?
-        .into_iter()
-        .filter(|s| {
-            q.highway
-                .as_ref()
-                .is_none_or(|h| s.highway.as_ref() == Some(h))
-        })
-        .filter(|s| {
-            q.direction
-                .as_ref()
-                .is_none_or(|d| s.direction.as_ref() == Some(d))
-        })
-        .map(|s| {
-            let c = counts.get(&s.id).map(|(_, c)| *c).unwrap_or_default();
-            PublicStation {
-                available: c.available,
-                total: c.total(),
-                wait_estimate_s: wait_estimate_s(&c),
-                connectors: c,
-                id: s.id,
-                name: s.name,
-                highway: s.highway,
-                direction: s.direction,
-                lat: s.lat,
-                lon: s.lon,
-            }
-        })
-        .collect();
+    let out = state.services.network.public_stations(q).await?;
     let mut resp = Json(out).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -694,94 +350,6 @@ async fn public_stations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ConnectorStatus::*;
-
-    fn t(min: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_700_000_000 - 1_700_000_000 % 3600, 0).expect("valid")
-            + Duration::minutes(min)
-    }
-
-    fn ch(min: i64, key: usize, status: ConnectorStatus) -> Change {
-        Change {
-            at: t(min),
-            key,
-            status,
-        }
-    }
-
-    #[test]
-    fn buckets_carry_state_from_before_the_window() {
-        let mut changes = vec![ch(-30, 0, Charging), ch(-20, 1, Available)];
-        let points = bucket_busy(&mut changes, 2, t(0), t(15), Duration::minutes(5));
-        assert_eq!(points.len(), 3);
-        for p in &points {
-            assert_eq!(
-                (p.busy, p.busy_peak, p.counts.available, p.counts.charging),
-                (1, 1, 1, 1)
-            );
-        }
-        assert_eq!(points[0].at, t(0));
-        assert_eq!(points[2].at, t(10));
-    }
-
-    #[test]
-    fn peak_catches_a_short_session_inside_a_bucket() {
-        // Connector 1 charges from minute 6 to 8: the bucket [5, 10) ends with 1 busy, peaked at 2.
-        let mut changes = vec![
-            ch(-1, 0, Charging),
-            ch(-1, 1, Available),
-            ch(6, 1, Charging),
-            ch(8, 1, Available),
-            ch(12, 0, Available),
-        ];
-        let points = bucket_busy(&mut changes, 2, t(0), t(15), Duration::minutes(5));
-        let summary: Vec<(u64, u64)> = points.iter().map(|p| (p.busy, p.busy_peak)).collect();
-        assert_eq!(summary, vec![(1, 1), (1, 2), (0, 1)]);
-    }
-
-    #[test]
-    fn unknown_connectors_count_from_their_first_status_and_order_does_not_matter() {
-        let mut changes = vec![ch(7, 1, Faulted), ch(2, 0, Occupied), ch(-5, 0, Available)];
-        let points = bucket_busy(&mut changes, 2, t(0), t(10), Duration::minutes(5));
-        assert_eq!(points[0].counts.total(), 1);
-        assert_eq!(points[0].busy, 1);
-        assert_eq!(points[1].counts.faulted, 1);
-        assert_eq!(points[1].counts.total(), 2);
-    }
-
-    #[test]
-    fn a_change_at_the_window_end_is_counted_and_a_partial_last_bucket_is_kept() {
-        let mut changes = vec![ch(0, 0, Available), ch(12, 0, Charging)];
-        let points = bucket_busy(&mut changes, 1, t(0), t(12), Duration::minutes(5));
-        assert_eq!(points.len(), 3);
-        assert_eq!(points[2].busy, 1);
-    }
-
-    #[test]
-    fn out_of_range_keys_are_ignored() {
-        let mut changes = vec![ch(1, 5, Charging)];
-        let points = bucket_busy(&mut changes, 1, t(0), t(5), Duration::minutes(5));
-        assert_eq!(points[0].counts.total(), 0);
-    }
-
-    #[test]
-    fn wait_estimates() {
-        let mut c = StatusCounts {
-            available: 1,
-            charging: 5,
-            ..Default::default()
-        };
-        assert_eq!(wait_estimate_s(&c), Some(0));
-        c.available = 0;
-        assert_eq!(wait_estimate_s(&c), Some(TYPICAL_SESSION_S / 6));
-        let broken = StatusCounts {
-            faulted: 2,
-            offline: 3,
-            ..Default::default()
-        };
-        assert_eq!(wait_estimate_s(&broken), None);
-        assert_eq!(wait_estimate_s(&StatusCounts::default()), None);
-    }
 
     #[test]
     fn tile_origins() {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Command {
     RemoteStart {
@@ -84,7 +84,7 @@ impl Command {
 
 /// The charger's answer to a command: `status` is the charger's own status field when its reply
 /// has one ("Accepted", "Rejected", ...), `response` the whole reply payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommandReply {
     pub status: String,
     pub response: serde_json::Value,
@@ -107,4 +107,11 @@ pub enum CommandError {
     Invalid(String),
     #[error("charger connection closed before it answered")]
     Closed,
+}
+
+/// A reservation id for a ReserveNow that names none: positive, 31 bits, random. OCPP scopes it
+/// to one charger, so clashes are as unlikely as two equal draws at one charger.
+pub fn new_reservation_id() -> i32 {
+    let n = u32::from_str_radix(&crate::secret::random_hex(4), 16).unwrap_or(1) & 0x7fff_ffff;
+    i32::try_from(n.max(1)).unwrap_or(1)
 }

@@ -53,7 +53,7 @@ impl StationCounters {
 }
 
 /// Connector counts by status, serialised as `{"available": n, ...}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StatusCounts {
     pub available: u64,
     pub occupied: u64,
@@ -108,7 +108,7 @@ impl ChargerLive {
 }
 
 /// A read-only copy of one charger's live state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChargerSnapshot {
     pub station_id: String,
     pub protocol: Option<Protocol>,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol a charger speaks: an OCPP version as negotiated on the WebSocket subprotocol,
 /// or YKC (云快充, binary over TCP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Protocol {
     #[serde(rename = "ocpp1.6")]
     Ocpp16,
@@ -36,7 +36,7 @@ impl Protocol {
 }
 
 /// The one internal connector status every protocol maps into at the edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorStatus {
     Available,
@@ -83,7 +83,7 @@ impl ConnectorStatus {
 }
 
 /// A site: a highway service area, an urban car park, a depot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Station {
     pub id: String,
     pub name: String,
@@ -94,7 +94,7 @@ pub struct Station {
 }
 
 /// Whether the platform lets a charger in once it has authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Registration {
     Accepted,
@@ -123,7 +123,7 @@ impl Registration {
 }
 
 /// A charger as the platform records it. `password_hash` is never serialised outward by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Charger {
     pub id: String,
     pub station_id: String,
@@ -165,7 +165,7 @@ impl Charger {
 }
 
 /// What a charger reports about itself in a boot.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BootInfo {
     pub vendor: Option<String>,
     pub model: Option<String>,
@@ -175,7 +175,7 @@ pub struct BootInfo {
 
 /// One connector's last known status. OCPP 1.6 has no EVSE level: there `evse_id` equals the
 /// OCPP connectorId and `connector_id` is the same number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectorState {
     pub evse_id: u32,
     pub connector_id: u32,
@@ -188,7 +188,7 @@ pub struct ConnectorState {
 
 /// A charging session. `id` is the platform's id; `transaction_ref` is the charger's own
 /// transaction id (OCPP 1.6: the id we assigned, as text; OCPP 2.0.1: the charger's string).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: i64,
     pub charger_id: String,
@@ -232,7 +232,7 @@ pub struct SessionStop {
 }
 
 /// One sampled meter reading kept as history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MeterSample {
     pub charger_id: String,
     pub evse_id: u32,
@@ -246,7 +246,7 @@ pub struct MeterSample {
 }
 
 /// An entry of the authorization list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdTag {
     pub id_tag: String,
     pub status: IdTagStatus,
@@ -254,7 +254,7 @@ pub struct IdTag {
     pub parent_id_tag: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdTagStatus {
     Accepted,
@@ -295,7 +295,7 @@ impl IdTag {
 }
 
 /// An API caller's role; later issues widen what each may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -334,7 +334,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: i64,
     pub name: String,

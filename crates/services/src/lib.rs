@@ -13,6 +13,7 @@ mod caller;
 pub mod duty;
 mod error;
 pub mod forecasts;
+pub mod network;
 mod platform;
 
 pub use caller::Caller;
@@ -26,6 +27,8 @@ use std::sync::Arc;
 pub struct Services {
     pub platform: Platform,
     pub duties: Duties,
+    /// Stations, chargers, sessions, id tags and commands.
+    pub network: network::Network,
     /// Fitted forecasts and the session history behind them.
     pub forecasts: Arc<forecasts::Forecasts>,
 }
@@ -38,6 +41,7 @@ impl Services {
     pub fn new(platform: Platform) -> Arc<Self> {
         let forecasts = Arc::new(forecasts::Forecasts::default());
         Arc::new(Services {
+            network: network::Network::new(platform.clone()),
             platform,
             duties: Duties::new(),
             forecasts,
