@@ -64,9 +64,9 @@ use chargeops_forecast::SiteForecast;
 use chargeops_gateway::basic_password_of;
 
 use crate::error::{ApiResult, basic_unauthorized, body, query};
-use crate::forecast::hour_of;
 use crate::{ApiError, AppState, Caller};
 use chargeops_services::forecasts::forecasts_of;
+use chargeops_services::forecasts::hour_of;
 
 /// Store document kind of a unit; the document id is the unit id.
 pub const DOC_KIND: &str = "mobile_unit";

@@ -15,7 +15,7 @@ use crate::ForecastError;
 use crate::tz::Zone;
 
 /// What kind of exceptional day a date is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DayKind {
     /// A public holiday (every day of an official days-off block).

@@ -16,7 +16,7 @@ use crate::model::{HourForecast, SiteForecast};
 use crate::queue::erlang_c;
 
 /// How to size a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlanParams {
     /// Mean wait in a queue to stay under, minutes.
     pub target_wait_minutes: f64,
@@ -48,7 +48,7 @@ impl Default for PlanParams {
 }
 
 /// One hour of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlanHour {
     pub at: DateTime<Utc>,
     pub arrivals_p50: f64,
@@ -73,7 +73,7 @@ pub struct PlanHour {
 }
 
 /// A neighbouring station and how it looks over the hours the planned station is short.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Neighbour {
     pub station_id: String,
     pub name: String,
@@ -89,7 +89,7 @@ pub struct Neighbour {
 }
 
 /// The plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StationPlan {
     pub station_id: String,
     pub connectors: u32,

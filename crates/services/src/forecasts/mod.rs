@@ -19,6 +19,13 @@ use chargeops_forecast::plan::{Neighbour, PlanParams, StationPlan};
 use chargeops_forecast::{Calendar, SiteForecast, SiteHistory, Span, forecast};
 use chargeops_store::{SessionSpan, Store};
 
+mod views;
+
+pub use views::{
+    Alternative, Band, BestTime, ForecastQuery, ForecastView, HourView, MapForecast, MapQuery,
+    MapStation, PlanQuery, PlanView, SlotView, Warning, WarningHour, Warnings, WarningsQuery,
+};
+
 use crate::{Error, Platform, Result};
 
 /// History the model reads before an origin: 28 training days on 28 days of analogs, and a day
