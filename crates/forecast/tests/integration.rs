@@ -33,7 +33,7 @@ fn daily_log(site: &str, days: i64, hour: u32, len_min: i64) -> String {
     let mut out = String::new();
     for d in 0..days {
         let day = end_day - Duration::days(d);
-        let start = Zone::UkLondon.from_local(day.and_hms_opt(hour, 0, 0).expect("time"));
+        let start = Zone::LONDON.from_local(day.and_hms_opt(hour, 0, 0).expect("time"));
         let end = start + Duration::minutes(len_min);
         out.push_str(&format!(
             "\"{site}\",CP1,1,{},{},10\n",
@@ -51,7 +51,7 @@ mod import_exports {
     fn dundee_excerpts_with_the_year_day_month_trap_and_dd_mm_yyyy() {
         let files = [file("dundee-2017.csv"), file("dundee-2018-ddmm.csv")];
         let (sessions, report) =
-            import(ExportFormat::Dundee, &files, Zone::UkLondon).expect("import");
+            import(ExportFormat::Dundee, &files, Zone::LONDON).expect("import");
         assert_eq!(write_canonical(&sessions), data("dundee.expected.csv"));
         assert_eq!(report.rows_read, 16);
         assert_eq!(report.dropped[&DropReason::MissingSite], 2);
@@ -70,7 +70,7 @@ mod import_exports {
         let (sessions, report) = import(
             ExportFormat::PerthKinross,
             &[file("perth-2019.csv")],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import");
         assert_eq!(write_canonical(&sessions), data("perth.expected.csv"));
@@ -85,7 +85,7 @@ mod import_exports {
         let (again, report) = import(
             ExportFormat::Canonical,
             &[file("dundee.expected.csv")],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import canonical");
         assert_eq!(again, sessions);
@@ -101,7 +101,7 @@ mod import_exports {
         let (sessions, report) = import(
             ExportFormat::PerthKinross,
             &[("p.csv".into(), text.into())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import");
         let sites: Vec<&str> = sessions.iter().map(|s| s.site.as_str()).collect();
@@ -131,7 +131,7 @@ mod import_exports {
         let (sessions, report) = import(
             ExportFormat::PerthKinross,
             &[("p.csv".into(), text.into())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import");
         assert_eq!(sessions.len(), 1);
@@ -153,14 +153,14 @@ mod import_exports {
         let err = import(
             ExportFormat::Dundee,
             &[("x.csv".into(), "a,b\n1,2\n".into())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect_err("no columns");
         assert!(err.to_string().contains("CP ID"), "{err}");
         let err = import(
             ExportFormat::Dundee,
             &[("x.csv".into(), String::new())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect_err("empty");
         assert!(err.to_string().contains("empty"), "{err}");
@@ -359,7 +359,7 @@ mod forecaster {
             if quiet {
                 continue;
             }
-            let start = Zone::UkLondon
+            let start = Zone::LONDON
                 .from_local(day.and_hms_opt(9, 0, 0).expect("t"))
                 .timestamp()
                 / 60;
@@ -371,10 +371,9 @@ mod forecaster {
         }
         let site = SiteHistory::new("Office", 1, spans);
         // Summer bank holiday, Monday 6 August 2018.
-        let origin = Zone::UkLondon.midnight(NaiveDate::from_ymd_opt(2018, 8, 6).expect("date"));
+        let origin = Zone::LONDON.midnight(NaiveDate::from_ymd_opt(2018, 8, 6).expect("date"));
         let with = forecast(&site, origin, 24, &cal).expect("with");
-        let without =
-            forecast(&site, origin, 24, &Calendar::empty(Zone::UkLondon)).expect("without");
+        let without = forecast(&site, origin, 24, &Calendar::empty(Zone::LONDON)).expect("without");
         let busy = |f: &chargeops_forecast::SiteForecast| {
             f.hours[9..17].iter().map(|h| h.occupancy.p50).sum::<f64>() / 8.0
         };
