@@ -13,6 +13,10 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -33,25 +37,28 @@ pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         Ok(_) => Json(json!({
             "status": "ok",
             "uptime_s": state.started.elapsed().as_secs(),
-            "chargers_online": state.gateway.metrics.connections_open.load(std::sync::atomic::Ordering::Relaxed),
+            "chargers_online": state.gateway.metrics.connections_open.get(),
         }))
         .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: store unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "store_unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "store_unavailable" })),
+            )
+                .into_response()
         }
     }
 }
 
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut out = String::with_capacity(4096);
-    state.gateway.metrics.render(&mut out);
-    let chargers = state.live.charger_count();
-    out.push_str(&format!(
-        "# HELP chargeops_chargers Chargers known to the platform\n# TYPE chargeops_chargers gauge\nchargeops_chargers {chargers}\n"
-    ));
-    out.push_str(
-        "# HELP chargeops_connectors Connectors by status\n# TYPE chargeops_connectors gauge\n",
+    // A registry a scrape: the gateway's metrics are shared into it, the platform's are read now.
+    let mut registry = Registry::default();
+    state.gateway.metrics.register(&mut registry);
+    registry.register(
+        "chargeops_chargers",
+        "Chargers known to the platform",
+        ConstGauge::new(state.live.charger_count() as u64),
     );
     let mut totals = [0u64; 7];
     for (_, (_, counts)) in state.live.all_station_counts() {
@@ -59,18 +66,45 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             totals[i] += count_of(&counts, s);
         }
     }
-    for (i, s) in chargeops_core::ConnectorStatus::ALL.into_iter().enumerate() {
-        out.push_str(&format!(
-            "chargeops_connectors{{status=\"{}\"}} {}\n",
-            s.as_str(),
-            totals[i]
-        ));
+    registry.register(
+        "chargeops_connectors",
+        "Connectors by status",
+        ConnectorsByStatus(totals),
+    );
+    registry.register(
+        "chargeops_uptime_seconds",
+        "Seconds since start",
+        ConstGauge::new(state.started.elapsed().as_secs()),
+    );
+    let mut out = String::with_capacity(4096);
+    if let Err(e) = prometheus_text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "metrics: encoding failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    out.push_str(&format!(
-        "# HELP chargeops_uptime_seconds Seconds since start\n# TYPE chargeops_uptime_seconds gauge\nchargeops_uptime_seconds {}\n",
-        state.started.elapsed().as_secs()
-    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Connectors by status, one sample a status in the model's order (a `Family` would list them
+/// in hash order, different at every scrape).
+#[derive(Debug)]
+struct ConnectorsByStatus([u64; 7]);
+
+impl EncodeMetric for ConnectorsByStatus {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (s, n) in chargeops_core::ConnectorStatus::ALL
+            .into_iter()
+            .zip(&self.0)
+        {
+            encoder
+                .encode_family(&[("status", s.as_str())])?
+                .encode_gauge(n)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
 }
 
 fn count_of(c: &StatusCounts, s: chargeops_core::ConnectorStatus) -> u64 {

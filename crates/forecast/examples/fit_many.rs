@@ -33,7 +33,7 @@ fn main() {
     };
     let zone = Zone::infer(sessions.iter().map(|s| s.start));
     let calendar = match zone {
-        Zone::UkLondon => Calendar::scotland(),
+        Zone::LONDON => Calendar::scotland(),
         z => Calendar::empty(z),
     };
     let origin = zone.midnight(zone.to_local(last.to_utc()).date());

@@ -82,11 +82,8 @@ impl Calendar {
 
     /// Scottish bank holidays 2016-2027 (the reference data's region), UK time.
     pub fn scotland() -> Self {
-        Self::parse(
-            include_str!("../data/holidays/scotland.txt"),
-            Zone::UkLondon,
-        )
-        .expect("bundled calendar parses")
+        Self::parse(include_str!("../data/holidays/scotland.txt"), Zone::LONDON)
+            .expect("bundled calendar parses")
     }
 
     /// Chinese public holidays and make-up working days as published by the State Council
@@ -311,10 +308,10 @@ mod tests {
 
     #[test]
     fn bad_lines_are_errors() {
-        assert!(Calendar::parse("2024-13-01 holiday X", Zone::UkLondon).is_err());
-        assert!(Calendar::parse("2024-01-01 party X", Zone::UkLondon).is_err());
+        assert!(Calendar::parse("2024-13-01 holiday X", Zone::LONDON).is_err());
+        assert!(Calendar::parse("2024-01-01 party X", Zone::LONDON).is_err());
         assert!(
-            Calendar::parse("# only a comment\n\n", Zone::UkLondon)
+            Calendar::parse("# only a comment\n\n", Zone::LONDON)
                 .expect("ok")
                 .is_empty()
         );

@@ -8,7 +8,7 @@ use crate::calendar::Calendar;
 use crate::eval::{EvalOptions, evaluate};
 use crate::import::{ExportFormat, import};
 use crate::session::read_canonical;
-use crate::tz::Zone;
+use crate::tz::{CHINA_OFFSET, Zone};
 
 /// `chargeops forecast ...`
 #[derive(Debug, clap::Subcommand)]
@@ -36,8 +36,8 @@ pub struct EvalArgs {
     /// Holiday calendar: scotland, china, none or a calendar file; default from the time zone.
     #[arg(long)]
     pub calendar: Option<String>,
-    /// Local time of the sites (europe/london, asia/shanghai, utc, +HH:MM); default inferred
-    /// from the offsets in the file.
+    /// Local time of the sites: an IANA zone name (Europe/London, Asia/Shanghai,
+    /// America/New_York, ...), utc or +HH:MM; default inferred from the offsets in the file.
     #[arg(long)]
     pub tz: Option<String>,
     /// Also write the evaluated series and origins as JSON (for bench/forecast/compare.py).
@@ -56,7 +56,8 @@ pub struct ImportArgs {
     /// Output canonical CSV.
     #[arg(long)]
     pub out: PathBuf,
-    /// Local time of the export's dates.
+    /// Local time of the export's dates: an IANA zone name (Europe/London, Asia/Shanghai, ...),
+    /// utc or +HH:MM.
     #[arg(long, default_value = "europe/london")]
     pub tz: String,
 }
@@ -80,9 +81,10 @@ fn calendar_for(spec: Option<&str>, zone: Zone) -> Result<Calendar, ForecastErro
             let path = Path::new(spec.unwrap_or_default());
             Calendar::parse(&read(path)?, zone)?
         }
+        // A log kept at +08:00 all year is China's.
         None => match zone {
-            Zone::UkLondon => Calendar::scotland(),
-            z if z == Zone::CHINA => Calendar::china(),
+            Zone::LONDON => Calendar::scotland(),
+            Zone::CHINA | Zone::Fixed(CHINA_OFFSET) => Calendar::china(),
             z => Calendar::empty(z),
         },
     })

@@ -1,6 +1,10 @@
-//! A small RFC 4180 CSV reader and writer: quoted fields, doubled quotes, commas and newlines
-//! inside quotes, CRLF or LF line ends, a UTF-8 byte-order mark. Enough for the council exports
-//! and the canonical session file; no type conversion.
+//! CSV the way the session files need it, on the `csv` crate (RFC 4180: quoted fields, doubled
+//! quotes, commas and newlines inside quotes, CRLF, LF or CR line ends): records with the line
+//! on which each starts, a UTF-8 byte-order mark dropped, blank lines skipped, rows of any
+//! length, and an error for a quote left open at the end of the input, where the reader alone
+//! would let the last field swallow the rest of the file. No type conversion.
+
+use std::io::Read;
 
 use crate::ForecastError;
 
@@ -11,97 +15,107 @@ pub struct Record {
     pub fields: Vec<String>,
 }
 
+/// Read after the input to tell a quote left open from a closed one: it holds no quote, so it
+/// is a record of its own exactly when every quote before it was closed, and part of the open
+/// field otherwise.
+const END_MARK: &str = "\n\u{1}\n";
+
 /// Splits `text` into records. Blank lines are skipped. A quote left open at the end of the
-/// input is an error naming the line where the field started.
+/// input is an error naming the line where its record started.
 pub fn parse(text: &str) -> Result<Vec<Record>, ForecastError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes().chain(END_MARK.as_bytes()));
+    let mut lines = Lines::new(text);
     let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut quote_line = 0;
-    let mut line = 1;
-    let mut record_line = 1;
-    // Whether the current record has any content (distinguishes a blank line from `""`).
-    let mut touched = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_quotes = true;
-                quote_line = line;
-                touched = true;
-            }
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                touched = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                if touched || !field.is_empty() {
-                    fields.push(std::mem::take(&mut field));
-                    records.push(Record {
-                        line: record_line,
-                        fields: std::mem::take(&mut fields),
-                    });
-                }
-                touched = false;
-                line += 1;
-                record_line = line;
-            }
-            _ => {
-                field.push(c);
-                touched = true;
-            }
-        }
-    }
-    if in_quotes {
-        return Err(ForecastError::Csv {
-            line: quote_line,
-            message: "quoted field is never closed".into(),
-        });
-    }
-    if touched || !field.is_empty() {
-        fields.push(field);
+    for record in reader.records() {
+        let record = record.map_err(|e| ForecastError::Csv {
+            line: lines.at(e.position().map_or(0, byte_of)),
+            message: e.to_string(),
+        })?;
         records.push(Record {
-            line: record_line,
-            fields,
+            line: lines.at(record.position().map_or(0, byte_of)),
+            fields: record.iter().map(str::to_owned).collect(),
         });
     }
-    Ok(records)
+    match records.pop() {
+        Some(last) if last.fields == ["\u{1}"] => Ok(records),
+        last => Err(ForecastError::Csv {
+            line: last.map_or(1, |r| r.line),
+            message: "quoted field is never closed".into(),
+        }),
+    }
 }
 
-/// Quotes a field when it needs it.
-pub fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') || field.ends_with(' ') {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
+fn byte_of(p: &::csv::Position) -> usize {
+    usize::try_from(p.byte()).unwrap_or(usize::MAX)
+}
+
+/// Line numbers of byte offsets, asked in increasing order. The reader's own count is of `\n`
+/// consumed before a record, which is one short after a CRLF and leaves out blank lines.
+struct Lines<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
     }
+
+    /// The line of the first byte at or after `byte` that is not a line end (a record starts
+    /// where the previous one's terminator ends, before any blank lines).
+    fn at(&mut self, byte: usize) -> usize {
+        let mut start = byte.min(self.text.len()).max(self.pos);
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        for i in self.pos..start {
+            match self.text[i] {
+                b'\n' => self.line += 1,
+                b'\r' if self.text.get(i + 1) != Some(&b'\n') => self.line += 1,
+                _ => {}
+            }
+        }
+        self.pos = start;
+        self.line
+    }
+}
+
+/// Writes records as CSV, each ended by `\n`, quoting the fields that need it.
+pub fn write<R, F>(records: R) -> String
+where
+    R: IntoIterator<Item = F>,
+    F: IntoIterator,
+    F::Item: AsRef<[u8]>,
+{
+    let mut writer = ::csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    for record in records {
+        writer
+            .write_record(record)
+            .expect("writing CSV to memory cannot fail");
+    }
+    let bytes = writer
+        .into_inner()
+        .expect("writing CSV to memory cannot fail");
+    // Every field came in as UTF-8 and quoting adds only ASCII.
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
 }
 
 /// Joins fields into one CSV line (without the line end).
 pub fn line(fields: &[&str]) -> String {
-    fields
-        .iter()
-        .map(|f| quote(f))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut out = write([fields]);
+    out.pop();
+    out
 }
 
 #[cfg(test)]
@@ -132,6 +146,16 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_counted_across_crlf_cr_and_blank_lines() {
+        let recs = parse("h\r\n\r\n\"x\r\ny\"\r\nz\rw\n\nv").expect("valid");
+        let got: Vec<(usize, &str)> = recs
+            .iter()
+            .map(|r| (r.line, r.fields[0].as_str()))
+            .collect();
+        assert_eq!(got, [(1, "h"), (3, "x\r\ny"), (5, "z"), (6, "w"), (8, "v")]);
+    }
+
+    #[test]
     fn bom_blank_lines_and_empty_quoted_field() {
         assert_eq!(fields("\u{feff}a\n\n\"\"\n"), vec![vec!["a"], vec![""]]);
     }
@@ -140,5 +164,25 @@ mod tests {
     fn unclosed_quote_is_an_error() {
         let err = parse("a\n\"oops,b\n").expect_err("unclosed");
         assert!(err.to_string().contains("line 2"), "{err}");
+        let err = parse("a\r\nb\r\n\"x\r\ny\r\n").expect_err("unclosed");
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(parse("\"").is_err());
+        assert!(parse("a,\"b\"\"").is_err());
+        assert_eq!(fields("a,\"b\"\"\""), vec![vec!["a", "b\""]]);
+    }
+
+    #[test]
+    fn a_record_like_the_end_mark_is_kept() {
+        assert_eq!(fields("a\n\u{1}\n"), vec![vec!["a"], vec!["\u{1}"]]);
+    }
+
+    #[test]
+    fn fields_are_quoted_only_when_they_need_it() {
+        assert_eq!(
+            line(&["a", "b, c", "say \"hi\"", ""]),
+            "a,\"b, c\",\"say \"\"hi\"\"\","
+        );
+        assert_eq!(line(&["two\nlines", "x\ry"]), "\"two\nlines\",\"x\ry\"");
+        assert_eq!(write([["h1", "h2"], ["1", "2"]]), "h1,h2\n1,2\n");
     }
 }

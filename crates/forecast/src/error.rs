@@ -31,7 +31,9 @@ pub enum ForecastError {
     NotEnoughHistory(String),
     #[error("invalid calendar line {line}: {message}")]
     Calendar { line: usize, message: String },
-    #[error("invalid time zone {0:?}: expected europe/london, asia/shanghai, utc or +HH:MM")]
+    #[error(
+        "invalid time zone {0:?}: expected an IANA zone name (Europe/London, Asia/Shanghai, America/New_York, ...), utc or +HH:MM"
+    )]
     TimeZone(String),
     #[error("failed to encode json: {0}")]
     Json(#[from] serde_json::Error),

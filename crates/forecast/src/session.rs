@@ -147,21 +147,17 @@ impl ImportReport {
 
 /// Writes sessions as canonical CSV.
 pub fn write_canonical(sessions: &[Session]) -> String {
-    let mut out = CANONICAL_HEADER.join(",");
-    out.push('\n');
-    for s in sessions {
-        let kwh = s.kwh.map(|k| format!("{k}")).unwrap_or_default();
-        out.push_str(&csv::line(&[
-            &s.site,
-            &s.charger,
-            &s.connector,
-            &s.start.to_rfc3339(),
-            &s.end.to_rfc3339(),
-            &kwh,
-        ]));
-        out.push('\n');
-    }
-    out
+    let rows = sessions.iter().map(|s| {
+        [
+            s.site.clone(),
+            s.charger.clone(),
+            s.connector.clone(),
+            s.start.to_rfc3339(),
+            s.end.to_rfc3339(),
+            s.kwh.map(|k| format!("{k}")).unwrap_or_default(),
+        ]
+    });
+    csv::write(std::iter::once(CANONICAL_HEADER.map(String::from)).chain(rows))
 }
 
 /// Reads a canonical session CSV. Columns are found by header name (extra columns are ignored);

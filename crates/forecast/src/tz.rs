@@ -1,50 +1,64 @@
-//! Local time for the regions the platform serves, without a time-zone database:
-//! the UK rule (GMT, BST from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
-//! Sunday of October, in force since 1996) and fixed offsets (China is UTC+8 all year).
+//! The civil time of a region: a zone of the IANA time-zone database (`chrono-tz`, compiled in)
+//! such as `Europe/London` or `Asia/Shanghai`, or a fixed offset from UTC. It owns the reading
+//! of local wall-clock times (with a documented choice for the hours a daylight-saving change
+//! skips or repeats) and the guess of a session log's zone from the offsets written in it.
 
-use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::{TZ_VARIANTS, Tz};
 
 use crate::ForecastError;
 
 /// A region's civil time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Zone {
-    /// Europe/London: GMT in winter, BST (UTC+1) in summer.
-    UkLondon,
-    /// A fixed offset from UTC in seconds (Asia/Shanghai is `Fixed(8 * 3600)`).
+    /// A zone of the IANA time-zone database, with its daylight-saving history.
+    Named(Tz),
+    /// A fixed offset from UTC in seconds.
     Fixed(i32),
 }
 
-impl Zone {
-    /// China Standard Time.
-    pub const CHINA: Zone = Zone::Fixed(8 * 3600);
+/// UTC+8, China's offset all year (since 1991).
+pub const CHINA_OFFSET: i32 = 8 * 3600;
 
-    /// Parses `europe/london`, `asia/shanghai`, `utc` or an offset such as `+08:00`.
+impl Zone {
+    /// Europe/London: GMT in winter, BST (UTC+1) in summer.
+    pub const LONDON: Zone = Zone::Named(Tz::Europe__London);
+    /// Asia/Shanghai, China Standard Time.
+    pub const CHINA: Zone = Zone::Named(Tz::Asia__Shanghai);
+
+    /// Parses an IANA zone name (`Europe/London`, `America/New_York`; any letter case, as the
+    /// command line has long taken `europe/london`), `utc` or an offset such as `+08:00`. The
+    /// short names `uk`, `gb`, `cn` and `prc` stand for London and Shanghai.
     pub fn parse(s: &str) -> Result<Zone, ForecastError> {
-        let lower = s.trim().to_ascii_lowercase();
+        let name = s.trim();
+        let lower = name.to_ascii_lowercase();
         match lower.as_str() {
-            "europe/london" | "uk" | "gb" => return Ok(Zone::UkLondon),
-            "asia/shanghai" | "prc" | "cn" => return Ok(Zone::CHINA),
+            "uk" | "gb" => return Ok(Zone::LONDON),
+            "cn" | "prc" => return Ok(Zone::CHINA),
             "utc" | "z" | "gmt" => return Ok(Zone::Fixed(0)),
             _ => {}
         }
-        parse_offset(&lower)
-            .map(Zone::Fixed)
+        if let Some(secs) = parse_offset(&lower) {
+            return Ok(Zone::Fixed(secs));
+        }
+        name.parse::<Tz>()
+            .ok()
+            .or_else(|| {
+                TZ_VARIANTS
+                    .iter()
+                    .copied()
+                    .find(|tz| tz.name().eq_ignore_ascii_case(name))
+            })
+            .map(Zone::Named)
             .ok_or_else(|| ForecastError::TimeZone(s.to_owned()))
     }
 
     /// The offset in force at a UTC instant.
     pub fn offset_at(self, at: DateTime<Utc>) -> FixedOffset {
-        let secs = match self {
-            Zone::Fixed(s) => s,
-            Zone::UkLondon => {
-                let (on, off) = bst_bounds_utc(at.year());
-                if at >= on && at < off { 3600 } else { 0 }
-            }
-        };
-        FixedOffset::east_opt(secs).unwrap_or(FixedOffset::east_opt(0).expect("zero offset"))
+        match self {
+            Zone::Named(tz) => tz.offset_from_utc_datetime(&at.naive_utc()).fix(),
+            Zone::Fixed(secs) => fixed(secs),
+        }
     }
 
     /// The local wall-clock time of a UTC instant.
@@ -52,26 +66,30 @@ impl Zone {
         at.with_timezone(&self.offset_at(at)).naive_local()
     }
 
-    /// The instant of a local wall-clock time. Documented choices for the UK's two transition
-    /// hours: a time in the spring gap (01:00-02:00 on the last Sunday of March does not exist)
-    /// is read as GMT, i.e. shifted forward by the gap; a time in the repeated autumn hour is read
-    /// as its first occurrence (BST).
+    /// The instant of a local wall-clock time. Documented choices for the hours a
+    /// daylight-saving change makes odd: a time in the spring gap (in the UK, 01:00-02:00 on
+    /// the last Sunday of March does not exist) is read with the offset in force before the gap
+    /// (GMT), i.e. shifted forward by the gap; a time in the repeated autumn hour is read as its
+    /// first occurrence (BST).
     pub fn from_local(self, local: NaiveDateTime) -> DateTime<FixedOffset> {
-        let secs = match self {
-            Zone::Fixed(s) => s,
-            Zone::UkLondon => {
-                if uk_local_is_bst(local) {
-                    3600
-                } else {
-                    0
+        let offset = match self {
+            Zone::Fixed(secs) => fixed(secs),
+            Zone::Named(tz) => match tz.from_local_datetime(&local) {
+                chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                    return t.fixed_offset();
                 }
-            }
+                // Daylight-saving changes are months apart, so a day before the gap is still
+                // under the offset the gap leaves.
+                chrono::LocalResult::None => tz
+                    .offset_from_utc_datetime(&(local - Duration::days(1)))
+                    .fix(),
+            },
         };
-        let off = FixedOffset::east_opt(secs).unwrap_or(FixedOffset::east_opt(0).expect("zero"));
         // `from_local_datetime` with a fixed offset is never ambiguous.
-        off.from_local_datetime(&local)
+        offset
+            .from_local_datetime(&local)
             .single()
-            .unwrap_or_else(|| off.from_utc_datetime(&local))
+            .unwrap_or_else(|| offset.from_utc_datetime(&local))
     }
 
     /// The instant of local midnight starting `date`.
@@ -80,35 +98,46 @@ impl Zone {
             .with_timezone(&Utc)
     }
 
-    /// Guesses the zone of a set of offsets seen in a file: the UK rule when every offset agrees
-    /// with it (and it is not all +00:00 in summer), else the most common fixed offset.
+    /// Guesses the zone of a set of offsets seen in a file: Europe/London when every offset
+    /// agrees with it (and it is not all +00:00 in summer), else the most common offset, named
+    /// Asia/Shanghai when it is +08:00 (so a Chinese log gets China's holiday calendar). A log
+    /// of another region with daylight saving needs its zone named (`--tz`).
     pub fn infer(samples: impl IntoIterator<Item = DateTime<FixedOffset>>) -> Zone {
-        let mut uk_ok = true;
+        let mut london_ok = true;
         let mut saw_bst = false;
         let mut counts: std::collections::BTreeMap<i32, usize> = Default::default();
         for s in samples {
             let secs = s.offset().local_minus_utc();
             *counts.entry(secs).or_default() += 1;
-            let want = Zone::UkLondon
+            let want = Zone::LONDON
                 .offset_at(s.with_timezone(&Utc))
                 .local_minus_utc();
             if want != secs {
-                uk_ok = false;
+                london_ok = false;
             }
             if secs == 3600 {
                 saw_bst = true;
             }
         }
-        if uk_ok && saw_bst {
-            return Zone::UkLondon;
+        if london_ok && saw_bst {
+            return Zone::LONDON;
         }
         let best = counts
             .into_iter()
             .max_by_key(|&(_, n)| n)
             .map(|(s, _)| s)
             .unwrap_or(0);
-        Zone::Fixed(best)
+        if best == CHINA_OFFSET {
+            Zone::CHINA
+        } else {
+            Zone::Fixed(best)
+        }
     }
+}
+
+/// A fixed offset of `secs`, UTC when out of range (a day or more).
+fn fixed(secs: i32) -> FixedOffset {
+    FixedOffset::east_opt(secs).unwrap_or(Utc.fix())
 }
 
 fn parse_offset(s: &str) -> Option<i32> {
@@ -126,53 +155,6 @@ fn parse_offset(s: &str) -> Option<i32> {
     Some(sign * (h * 3600 + m * 60))
 }
 
-fn last_sunday(year: i32, month: u32) -> NaiveDate {
-    let next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }
-    .expect("valid month");
-    let mut d = next - Duration::days(1);
-    while d.weekday() != Weekday::Sun {
-        d -= Duration::days(1);
-    }
-    d
-}
-
-/// BST start and end instants of a year (both at 01:00 UTC).
-fn bst_bounds_utc(year: i32) -> (DateTime<Utc>, DateTime<Utc>) {
-    let at1 = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).expect("01:00"));
-    (at1(last_sunday(year, 3)), at1(last_sunday(year, 10)))
-}
-
-fn uk_local_is_bst(local: NaiveDateTime) -> bool {
-    let year = local.year();
-    let on = last_sunday(year, 3);
-    let off = last_sunday(year, 10);
-    let d = local.date();
-    let hour = local.time().hour_of_day();
-    if d < on || d > off {
-        false
-    } else if d == on {
-        hour >= 2
-    } else if d == off {
-        hour < 2
-    } else {
-        true
-    }
-}
-
-trait HourOfDay {
-    fn hour_of_day(&self) -> u32;
-}
-
-impl HourOfDay for chrono::NaiveTime {
-    fn hour_of_day(&self) -> u32 {
-        chrono::Timelike::hour(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +165,7 @@ mod tests {
 
     #[test]
     fn uk_rule_in_winter_summer_and_at_the_transitions() {
-        let z = Zone::UkLondon;
+        let z = Zone::LONDON;
         assert_eq!(
             z.from_local(local("2018-01-15 12:00")).to_rfc3339(),
             "2018-01-15T12:00:00+00:00"
@@ -218,7 +200,7 @@ mod tests {
 
     #[test]
     fn round_trip_through_utc() {
-        let z = Zone::UkLondon;
+        let z = Zone::LONDON;
         for s in ["2017-06-01 08:15", "2017-12-24 23:59", "2019-10-27 03:00"] {
             let at = z.from_local(local(s)).with_timezone(&Utc);
             assert_eq!(z.to_local(at), local(s));
@@ -226,19 +208,100 @@ mod tests {
     }
 
     #[test]
-    fn parse_and_infer() {
+    fn new_york_and_sydney_across_their_daylight_saving_changes() {
+        let ny = Zone::parse("America/New_York").expect("zone");
+        assert_eq!(ny, Zone::Named(Tz::America__New_York));
+        // 2024-03-10: 02:00 EST jumps to 03:00 EDT; 02:30 does not exist and reads as EST.
         assert_eq!(
-            Zone::parse("Asia/Shanghai").expect("zone"),
-            Zone::Fixed(28800)
+            ny.from_local(local("2024-03-10 01:59")).to_rfc3339(),
+            "2024-03-10T01:59:00-05:00"
         );
+        assert_eq!(
+            ny.from_local(local("2024-03-10 02:30")).to_rfc3339(),
+            "2024-03-10T02:30:00-05:00"
+        );
+        assert_eq!(
+            ny.from_local(local("2024-03-10 03:00")).to_rfc3339(),
+            "2024-03-10T03:00:00-04:00"
+        );
+        // 2024-11-03: 02:00 EDT falls back to 01:00 EST; the repeated hour reads as EDT.
+        assert_eq!(
+            ny.from_local(local("2024-11-03 01:30")).to_rfc3339(),
+            "2024-11-03T01:30:00-04:00"
+        );
+        assert_eq!(
+            ny.from_local(local("2024-11-03 02:00")).to_rfc3339(),
+            "2024-11-03T02:00:00-05:00"
+        );
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        // The day of the spring change has 23 hours, the autumn one 25.
+        let hours = |z: Zone, d: &str| {
+            let d = date(d);
+            (z.midnight(d + Duration::days(1)) - z.midnight(d)).num_hours()
+        };
+        assert_eq!(hours(ny, "2024-03-10"), 23);
+        assert_eq!(hours(ny, "2024-11-03"), 25);
+        assert_eq!(hours(ny, "2024-07-01"), 24);
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("instant")
+                .with_timezone(&Utc)
+        };
+        assert_eq!(
+            ny.to_local(at("2024-07-01T16:00:00Z")),
+            local("2024-07-01 12:00")
+        );
+        assert_eq!(
+            ny.to_local(at("2024-01-15T17:00:00Z")),
+            local("2024-01-15 12:00")
+        );
+
+        // Sydney's summer is the northern winter: AEDT (UTC+11) ends on 2024-04-07 at 03:00,
+        // back to AEST (UTC+10), and starts again on 2024-10-06 at 02:00.
+        let syd = Zone::parse("australia/sydney").expect("any letter case");
+        assert_eq!(syd, Zone::Named(Tz::Australia__Sydney));
+        assert_eq!(syd.midnight(date("2024-04-07")), at("2024-04-06T13:00:00Z"));
+        assert_eq!(syd.midnight(date("2024-04-08")), at("2024-04-07T14:00:00Z"));
+        assert_eq!(
+            syd.from_local(local("2024-04-07 02:30")).to_rfc3339(),
+            "2024-04-07T02:30:00+11:00"
+        );
+        assert_eq!(
+            syd.from_local(local("2024-10-06 02:30")).to_rfc3339(),
+            "2024-10-06T02:30:00+10:00"
+        );
+        assert_eq!(hours(syd, "2024-04-07"), 25);
+        assert_eq!(hours(syd, "2024-10-06"), 23);
+        for s in ["2024-01-15 08:15", "2024-04-07 04:00", "2024-10-06 03:00"] {
+            let t = syd.from_local(local(s)).with_timezone(&Utc);
+            assert_eq!(syd.to_local(t), local(s));
+        }
+    }
+
+    #[test]
+    fn parse_and_infer() {
+        assert_eq!(Zone::parse("Asia/Shanghai").expect("zone"), Zone::CHINA);
+        assert_eq!(Zone::parse("europe/london").expect("zone"), Zone::LONDON);
+        assert_eq!(Zone::parse("PRC").expect("zone"), Zone::CHINA);
+        assert_eq!(Zone::parse("utc").expect("zone"), Zone::Fixed(0));
+        // China has been at UTC+8 all year since 1991.
+        for s in ["2018-01-15T12:00:00Z", "2025-07-15T12:00:00Z"] {
+            let t = DateTime::parse_from_rfc3339(s)
+                .expect("t")
+                .with_timezone(&Utc);
+            assert_eq!(Zone::CHINA.offset_at(t).local_minus_utc(), 28800);
+        }
         assert_eq!(Zone::parse("-05:30").expect("zone"), Zone::Fixed(-19800));
-        assert!(Zone::parse("mars/olympus").is_err());
+        let err = Zone::parse("mars/olympus").expect_err("no such zone");
+        assert!(err.to_string().contains("\"mars/olympus\""), "{err}");
         let uk = [
-            Zone::UkLondon.from_local(local("2018-01-15 12:00")),
-            Zone::UkLondon.from_local(local("2018-07-15 12:00")),
+            Zone::LONDON.from_local(local("2018-01-15 12:00")),
+            Zone::LONDON.from_local(local("2018-07-15 12:00")),
         ];
-        assert_eq!(Zone::infer(uk), Zone::UkLondon);
+        assert_eq!(Zone::infer(uk), Zone::LONDON);
         let cn = [Zone::CHINA.from_local(local("2025-10-01 08:00"))];
         assert_eq!(Zone::infer(cn), Zone::CHINA);
+        let utc = [Zone::Fixed(0).from_local(local("2018-07-15 12:00"))];
+        assert_eq!(Zone::infer(utc), Zone::Fixed(0));
     }
 }

@@ -33,7 +33,7 @@ fn daily_log(site: &str, days: i64, hour: u32, len_min: i64) -> String {
     let mut out = String::new();
     for d in 0..days {
         let day = end_day - Duration::days(d);
-        let start = Zone::UkLondon.from_local(day.and_hms_opt(hour, 0, 0).expect("time"));
+        let start = Zone::LONDON.from_local(day.and_hms_opt(hour, 0, 0).expect("time"));
         let end = start + Duration::minutes(len_min);
         out.push_str(&format!(
             "\"{site}\",CP1,1,{},{},10\n",
@@ -51,7 +51,7 @@ mod import_exports {
     fn dundee_excerpts_with_the_year_day_month_trap_and_dd_mm_yyyy() {
         let files = [file("dundee-2017.csv"), file("dundee-2018-ddmm.csv")];
         let (sessions, report) =
-            import(ExportFormat::Dundee, &files, Zone::UkLondon).expect("import");
+            import(ExportFormat::Dundee, &files, Zone::LONDON).expect("import");
         assert_eq!(write_canonical(&sessions), data("dundee.expected.csv"));
         assert_eq!(report.rows_read, 16);
         assert_eq!(report.dropped[&DropReason::MissingSite], 2);
@@ -70,7 +70,7 @@ mod import_exports {
         let (sessions, report) = import(
             ExportFormat::PerthKinross,
             &[file("perth-2019.csv")],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import");
         assert_eq!(write_canonical(&sessions), data("perth.expected.csv"));
@@ -85,7 +85,7 @@ mod import_exports {
         let (again, report) = import(
             ExportFormat::Canonical,
             &[file("dundee.expected.csv")],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import canonical");
         assert_eq!(again, sessions);
@@ -101,7 +101,7 @@ mod import_exports {
         let (sessions, report) = import(
             ExportFormat::PerthKinross,
             &[("p.csv".into(), text.into())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import");
         let sites: Vec<&str> = sessions.iter().map(|s| s.site.as_str()).collect();
@@ -131,7 +131,7 @@ mod import_exports {
         let (sessions, report) = import(
             ExportFormat::PerthKinross,
             &[("p.csv".into(), text.into())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect("import");
         assert_eq!(sessions.len(), 1);
@@ -148,19 +148,99 @@ mod import_exports {
         );
     }
 
+    /// An export as a spreadsheet saves it: a byte-order mark, CRLF line ends, a site with a
+    /// comma in quotes, a quoted field holding a line break, and a bad row whose line is named.
+    #[test]
+    fn bom_crlf_and_quoted_commas_in_an_export() {
+        let text = "\u{feff}_id,CP ID,Connector,Start Date,Start Time,End Date,End Time,Total kWh,Site,Model\r\n\
+            2,51516,2,31/08/2019,23:26,31/08/2019,23:54,12.78,\"Kinross Park and Ride, Kinross\",\"APT \"\"Triple\"\"\r\nRapid\"\r\n\
+            1,51249,1,31/08/2019,21:12,31/08/2019,21:32,5.7,\"Atholl Street Car Park, Dunkeld\",Siemens\r\n\
+            0,51249,1,31/08/2019,21:12,31/08/2019,20:32,5.7,\"Atholl Street Car Park, Dunkeld\",Siemens\r\n";
+        let (sessions, report) = import(
+            ExportFormat::PerthKinross,
+            &[("p.csv".into(), text.into())],
+            Zone::LONDON,
+        )
+        .expect("import");
+        assert_eq!(
+            write_canonical(&sessions),
+            "site,charger,connector,start,end,kwh\n\
+             \"Atholl Street Car Park, Dunkeld\",51249,1,2019-08-31T21:12:00+01:00,2019-08-31T21:32:00+01:00,5.7\n\
+             \"Kinross Park and Ride, Kinross\",51516,2,2019-08-31T23:26:00+01:00,2019-08-31T23:54:00+01:00,12.78\n"
+        );
+        assert_eq!(report.rows_read, 3);
+        // The quoted line break makes the last row start on line 5.
+        assert_eq!(
+            report.first_dropped_at[&DropReason::EndBeforeStart],
+            "p.csv:5"
+        );
+    }
+
+    #[test]
+    fn canonical_with_bom_crlf_and_quoted_commas() {
+        let text = "\u{feff}site,charger,connector,start,end,kwh\r\n\
+            \"Dock Street, Dundee\",CP1,1,2018-01-01T10:00:00+00:00,2018-01-01T11:00:00+00:00,3.5\r\n\
+            \"Say \"\"Hi\"\", Dundee\",CP2,1,2018-01-01T10:00:00+00:00,2018-01-01T11:00:00+00:00,\r\n";
+        let (sessions, report) = read_canonical(text, "c.csv").expect("read");
+        assert_eq!(report.dropped_total(), 0);
+        let sites: Vec<&str> = sessions.iter().map(|s| s.site.as_str()).collect();
+        assert_eq!(sites, ["Dock Street, Dundee", "Say \"Hi\", Dundee"]);
+        assert_eq!(sessions[0].kwh, Some(3.5));
+        let written = write_canonical(&sessions);
+        assert!(
+            written.contains("\n\"Say \"\"Hi\"\", Dundee\",CP2,"),
+            "{written}"
+        );
+        let (again, _) = read_canonical(&written, "again.csv").expect("read own output");
+        assert_eq!(again, sessions);
+    }
+
+    #[test]
+    fn an_export_from_another_zone_is_read_in_its_own_time() {
+        // New York falls back on 2024-11-03: 01:30 happens twice (EDT first), 02:30 once (EST).
+        let text = "_id,CP ID,Connector,Start Date,Start Time,End Date,End Time,Total kWh,Site,Model\n\
+            2,7,1,03/11/2024,02:30,03/11/2024,03:00,4,\"Times Square, NY\",M\n\
+            1,7,1,03/11/2024,01:30,03/11/2024,02:10,4,\"Times Square, NY\",M\n";
+        let zone = Zone::parse("America/New_York").expect("zone");
+        let (sessions, _) = import(
+            ExportFormat::PerthKinross,
+            &[("ny.csv".into(), text.into())],
+            zone,
+        )
+        .expect("import");
+        let spans: Vec<(String, String)> = sessions
+            .iter()
+            .map(|s| (s.start.to_rfc3339(), s.end.to_rfc3339()))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (
+                    "2024-11-03T01:30:00-04:00".into(),
+                    "2024-11-03T02:10:00-05:00".into()
+                ),
+                (
+                    "2024-11-03T02:30:00-05:00".into(),
+                    "2024-11-03T03:00:00-05:00".into()
+                ),
+            ]
+        );
+        assert_eq!((sessions[0].end - sessions[0].start).num_minutes(), 100);
+    }
+
     #[test]
     fn not_an_export_is_a_clear_error() {
         let err = import(
             ExportFormat::Dundee,
             &[("x.csv".into(), "a,b\n1,2\n".into())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect_err("no columns");
         assert!(err.to_string().contains("CP ID"), "{err}");
         let err = import(
             ExportFormat::Dundee,
             &[("x.csv".into(), String::new())],
-            Zone::UkLondon,
+            Zone::LONDON,
         )
         .expect_err("empty");
         assert!(err.to_string().contains("empty"), "{err}");
@@ -359,7 +439,7 @@ mod forecaster {
             if quiet {
                 continue;
             }
-            let start = Zone::UkLondon
+            let start = Zone::LONDON
                 .from_local(day.and_hms_opt(9, 0, 0).expect("t"))
                 .timestamp()
                 / 60;
@@ -371,10 +451,9 @@ mod forecaster {
         }
         let site = SiteHistory::new("Office", 1, spans);
         // Summer bank holiday, Monday 6 August 2018.
-        let origin = Zone::UkLondon.midnight(NaiveDate::from_ymd_opt(2018, 8, 6).expect("date"));
+        let origin = Zone::LONDON.midnight(NaiveDate::from_ymd_opt(2018, 8, 6).expect("date"));
         let with = forecast(&site, origin, 24, &cal).expect("with");
-        let without =
-            forecast(&site, origin, 24, &Calendar::empty(Zone::UkLondon)).expect("without");
+        let without = forecast(&site, origin, 24, &Calendar::empty(Zone::LONDON)).expect("without");
         let busy = |f: &chargeops_forecast::SiteForecast| {
             f.hours[9..17].iter().map(|h| h.occupancy.p50).sum::<f64>() / 8.0
         };
@@ -511,10 +590,9 @@ mod properties {
                 text.push('\n');
             }
             let parsed = csv::parse(&text).expect("own output parses");
-            // Rows that are one empty field vanish as blank lines; all others come back.
-            let want: Vec<&Vec<String>> = rows.iter().filter(|r| !(r.len() == 1 && r[0].is_empty())).collect();
-            prop_assert_eq!(parsed.len(), want.len());
-            for (p, w) in parsed.iter().zip(want) {
+            // Every row comes back, a row of one empty field too (written `""`).
+            prop_assert_eq!(parsed.len(), rows.len());
+            for (p, w) in parsed.iter().zip(&rows) {
                 prop_assert_eq!(&p.fields, w);
             }
         }
