@@ -469,7 +469,7 @@ fn reserve_now(state: &AppState, b: CommandBody) -> ApiResult<Command> {
     };
     let reservation_id = match b.reservation_id {
         Some(_) => reservation_id(b.reservation_id, n)?,
-        None => crate::queue::new_reservation_id(),
+        None => chargeops_services::queue::new_reservation_id(),
     };
     Ok(Command::ReserveNow {
         evse_id: b.evse_id,
