@@ -44,8 +44,6 @@ pub struct AppState {
     pub(crate) tokens: auth::TokenCache,
     /// The operations loop: cases, crews, detection settings.
     pub ops: ops::OpsState,
-    /// Queue numbers: active tickets, notifiers, diversion counters.
-    pub queue: queue::QueueState,
     /// Live robot lots: layouts, robots, cars.
     pub robots: robots::RobotsState,
     /// Mobile units across the province and their relocation plan.
@@ -63,7 +61,6 @@ impl AppState {
             started: Instant::now(),
             tokens: auth::TokenCache::default(),
             ops: ops::OpsState::default(),
-            queue: queue::QueueState::default(),
             robots: robots::RobotsState::default(),
             units: units::UnitsState::default(),
         })

@@ -4,8 +4,8 @@
 //! car could charge at instead (`diversion`), the notification interface (`notify`) and the
 //! settings (`config`).
 //!
-//! No IO: the API crate stores tickets, reacts to connector events and sends notifications; the
-//! simulator runs the same estimator and ranking offline.
+//! No IO: the queue service (`chargeops-services`) stores tickets, reacts to connector events
+//! and sends notifications; the simulator runs the same estimator and ranking offline.
 
 pub mod config;
 pub mod contact;

@@ -15,6 +15,7 @@ mod error;
 pub mod forecasts;
 pub mod network;
 mod platform;
+pub mod queue;
 
 pub use caller::Caller;
 pub use duty::{Duties, Stop};
@@ -26,30 +27,40 @@ use std::sync::Arc;
 /// Every service of one process, built once and shared by the edges.
 pub struct Services {
     pub platform: Platform,
-    pub duties: Duties,
+    pub duties: Arc<Duties>,
     /// Stations, chargers, sessions, id tags and commands.
     pub network: network::Network,
     /// Fitted forecasts and the session history behind them.
     pub forecasts: Arc<forecasts::Forecasts>,
+    /// Queue numbers, waits, diversion and the station card.
+    pub queue: Arc<queue::Queue>,
 }
 
 /// What the background duties are configured with.
 #[derive(Debug, Clone, Default)]
-pub struct DutiesConfig {}
+pub struct DutiesConfig {
+    /// The queue's settings: plug-in window, queue size, webhook, whether the caller runs.
+    pub queue: chargeops_queue::QueueConfig,
+}
 
 impl Services {
     pub fn new(platform: Platform) -> Arc<Self> {
         let forecasts = Arc::new(forecasts::Forecasts::default());
+        // Shared: some services start work on demand (the queue's reservation workers).
+        let duties = Arc::new(Duties::new());
+        let queue = queue::Queue::new(platform.clone(), forecasts.clone(), duties.clone());
         Arc::new(Services {
             network: network::Network::new(platform.clone()),
             platform,
-            duties: Duties::new(),
+            duties,
             forecasts,
+            queue,
         })
     }
 
     /// Starts every service's background duties.
     pub fn start(&self, config: DutiesConfig) {
-        let DutiesConfig {} = config;
+        let DutiesConfig { queue } = config;
+        self.queue.start(&self.duties, queue);
     }
 }

@@ -1,4 +1,4 @@
-//! The queue task: reads the event bus and ticks on the platform clock.
+//! The caller duty: reads the event bus and ticks on the platform clock.
 //!
 //! - A connector becoming available: a charging ticket on it is done; then, if no called ticket
 //!   holds it, the next waiting ticket of the station is called and the connector reserved.
@@ -19,37 +19,24 @@ use tokio::sync::broadcast::error::RecvError;
 use chargeops_core::{ConnectorStatus, Event};
 use chargeops_queue::{NotificationKind, QueueConfig, TicketAction, TicketState};
 
-use crate::{ApiError, AppState};
+use crate::{Error, Result};
 
-use super::{dispatch, ensure_loaded, notification, save};
+use super::{Queue, notification};
 
-pub(super) fn spawn(
-    state: Arc<AppState>,
-    config: QueueConfig,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if !config.enabled {
-        tracing::info!("queue task is disabled");
-        return None;
-    }
-    // Subscribe before returning, so no event after start is missed.
-    let events = state.live.subscribe();
-    Some(tokio::spawn(run(state, config, events)))
-}
-
-async fn run(
-    state: Arc<AppState>,
+pub(super) async fn run(
+    queue: Arc<Queue>,
     config: QueueConfig,
     mut events: tokio::sync::broadcast::Receiver<Event>,
 ) {
     {
-        let mut book = state.queue.book.lock().await;
-        if let Err(e) = ensure_loaded(&state, &mut book).await {
+        let mut book = queue.book.lock().await;
+        if let Err(e) = queue.ensure_loaded(&mut book).await {
             tracing::warn!(error = %e.message, "queue tickets not loaded yet; retrying on the next event");
         }
         // Connectors may have freed while the platform was down.
         let stations: Vec<String> = book.active.keys().cloned().collect();
         for s in stations {
-            if let Err(e) = dispatch(&state, &mut book, &s).await {
+            if let Err(e) = queue.dispatch(&mut book, &s).await {
                 tracing::warn!(error = %e.message, station = %s, "queue dispatch failed");
             }
         }
@@ -66,28 +53,28 @@ async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(Event::StatusChanged { charger_id, station_id, evse_id, connector_id, status, .. }) => {
-                    if let Err(e) = on_status(&state, &charger_id, &station_id, evse_id, connector_id, status).await {
+                    if let Err(e) = on_status(&queue, &charger_id, &station_id, evse_id, connector_id, status).await {
                         tracing::warn!(code = e.code, error = %e.message, "queue event not applied");
                     }
                 }
                 Ok(Event::SessionStarted { charger_id, station_id, evse_id, connector_id, id_tag, .. }) => {
-                    if let Err(e) = on_session(&state, &charger_id, &station_id, evse_id, connector_id, id_tag.as_deref()).await {
+                    if let Err(e) = on_session(&queue, &charger_id, &station_id, evse_id, connector_id, id_tag.as_deref()).await {
                         tracing::warn!(code = e.code, error = %e.message, "queue event not applied");
                     }
                 }
                 Ok(Event::ChargerOnline { charger_id, station_id, .. }) => {
-                    let mut book = state.queue.book.lock().await;
+                    let mut book = queue.book.lock().await;
                     book.chargers.entry(station_id).or_default().insert(charger_id);
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "queue task fell behind the event bus; re-checking every queue");
-                    recheck_all(&state).await;
+                    recheck_all(&queue).await;
                 }
                 Err(RecvError::Closed) => break,
             },
             _ = tick.tick() => {
-                if let Err(e) = expire_no_shows(&state).await {
+                if let Err(e) = expire_no_shows(&queue).await {
                     tracing::warn!(code = e.code, error = %e.message, "queue no-show check failed");
                 }
             }
@@ -95,26 +82,26 @@ async fn run(
     }
 }
 
-async fn recheck_all(state: &AppState) {
-    let mut book = state.queue.book.lock().await;
+async fn recheck_all(queue: &Queue) {
+    let mut book = queue.book.lock().await;
     let stations: Vec<String> = book.active.keys().cloned().collect();
     for s in stations {
-        if let Err(e) = dispatch(state, &mut book, &s).await {
+        if let Err(e) = queue.dispatch(&mut book, &s).await {
             tracing::warn!(error = %e.message, station = %s, "queue dispatch failed");
         }
     }
 }
 
 async fn on_status(
-    state: &AppState,
+    queue: &Queue,
     charger_id: &str,
     station_id: &str,
     evse_id: u32,
     connector_id: u32,
     status: ConnectorStatus,
-) -> Result<(), ApiError> {
-    let mut book = state.queue.book.lock().await;
-    ensure_loaded(state, &mut book).await?;
+) -> Result<()> {
+    let mut book = queue.book.lock().await;
+    queue.ensure_loaded(&mut book).await?;
     book.chargers
         .entry(station_id.to_owned())
         .or_default()
@@ -122,7 +109,7 @@ async fn on_status(
     if book.tickets(station_id).is_empty() {
         return Ok(());
     }
-    let now = state.live.now();
+    let now = queue.platform.now();
     let holder = book
         .tickets(station_id)
         .iter()
@@ -137,15 +124,15 @@ async fn on_status(
         {
             let t = t
                 .apply(&TicketAction::Plugged, now)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| Error::internal(e.to_string()))?;
             tracing::info!(ticket = %t.id, number = t.number, "queue number plugged in");
-            save(state, &mut book, t).await?;
+            queue.save(&mut book, t).await?;
         }
         (ConnectorStatus::Available, Some(t)) if t.state == TicketState::Charging => {
             let t = t
                 .apply(&TicketAction::Finished, now)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            save(state, &mut book, t).await?;
+                .map_err(|e| Error::internal(e.to_string()))?;
+            queue.save(&mut book, t).await?;
         }
         (
             ConnectorStatus::Faulted | ConnectorStatus::Unavailable | ConnectorStatus::Offline,
@@ -153,26 +140,26 @@ async fn on_status(
         ) if t.state == TicketState::Called => {
             let t = t
                 .apply(&TicketAction::Release, now)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| Error::internal(e.to_string()))?;
             tracing::info!(ticket = %t.id, number = t.number, "reserved connector went out of service; back to the front");
-            save(state, &mut book, t).await?;
+            queue.save(&mut book, t).await?;
         }
         _ => {}
     }
-    dispatch(state, &mut book, station_id).await?;
+    queue.dispatch(&mut book, station_id).await?;
     Ok(())
 }
 
 async fn on_session(
-    state: &AppState,
+    queue: &Queue,
     charger_id: &str,
     station_id: &str,
     evse_id: u32,
     connector_id: u32,
     id_tag: Option<&str>,
-) -> Result<(), ApiError> {
-    let mut book = state.queue.book.lock().await;
-    ensure_loaded(state, &mut book).await?;
+) -> Result<()> {
+    let mut book = queue.book.lock().await;
+    queue.ensure_loaded(&mut book).await?;
     let ticket = book
         .tickets(station_id)
         .iter()
@@ -181,26 +168,25 @@ async fn on_session(
     let Some(t) = ticket else {
         return Ok(());
     };
-    let by_reservation = state
-        .queue
+    let by_reservation = queue
         .reservations
         .get(&t.id)
         .is_some_and(|r| id_tag == Some(r.id_tag.as_str()));
     let t = t
-        .apply(&TicketAction::Plugged, state.live.now())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .apply(&TicketAction::Plugged, queue.platform.now())
+        .map_err(|e| Error::internal(e.to_string()))?;
     tracing::info!(ticket = %t.id, number = t.number, by_reservation, "queue number started charging");
-    save(state, &mut book, t).await?;
-    dispatch(state, &mut book, station_id).await?;
+    queue.save(&mut book, t).await?;
+    queue.dispatch(&mut book, station_id).await?;
     Ok(())
 }
 
-async fn expire_no_shows(state: &AppState) -> Result<(), ApiError> {
-    let mut book = state.queue.book.lock().await;
+async fn expire_no_shows(queue: &Queue) -> Result<()> {
+    let mut book = queue.book.lock().await;
     if !book.loaded {
-        ensure_loaded(state, &mut book).await?;
+        queue.ensure_loaded(&mut book).await?;
     }
-    let now = state.live.now();
+    let now = queue.platform.now();
     let due: Vec<_> = book
         .active
         .values()
@@ -212,17 +198,15 @@ async fn expire_no_shows(state: &AppState) -> Result<(), ApiError> {
     for t in due {
         let t = t
             .apply(&TicketAction::NoShow, now)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()))?;
         tracing::info!(ticket = %t.id, number = t.number, station = %t.station_id, "queue number expired: nobody plugged in");
-        state
-            .queue
-            .notify(&notification(&t, NotificationKind::Expired, now));
+        queue.notify(&notification(&t, NotificationKind::Expired, now));
         stations.push(t.station_id.clone());
-        save(state, &mut book, t).await?;
+        queue.save(&mut book, t).await?;
     }
     stations.dedup();
     for s in stations {
-        dispatch(state, &mut book, &s).await?;
+        queue.dispatch(&mut book, &s).await?;
     }
     Ok(())
 }

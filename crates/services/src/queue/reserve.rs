@@ -10,7 +10,10 @@
 //! The charger is asked off the book's lock, by one worker per charger so that a reservation and
 //! its cancellation reach the charger in order: a slow or silent charger never holds up the
 //! queue, and whatever it answers (Rejected, Occupied, offline...) is only recorded; the
-//! platform-side hold is the queue's rule either way. YKC chargers have no reservations: their
+//! platform-side hold is the queue's rule either way. The workers belong to one duty,
+//! `queue reservations`, started through [`Duties`] when the first job comes (on whichever
+//! node changes a ticket, so also where the caller duty does not run); a worker ends after a
+//! minute without work. YKC chargers have no reservations: their
 //! tickets work as before, with no `reservation`.
 //!
 //! Reservations are store documents (kind `queue_reservation`, by ticket id) rather than ticket
@@ -22,16 +25,18 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use chargeops_core::secret::random_hex;
 use chargeops_core::{Command, CommandError, Live, Protocol};
-use chargeops_gateway::{Gateway, TagAuthority};
+use chargeops_gateway::TagAuthority;
 use chargeops_queue::{Ticket, TicketState};
 use chargeops_store::Store;
 
-use crate::{ApiError, AppState};
+use crate::{Duties, Error, Platform};
+
+use super::view::ReservationView;
 
 /// Store document kind of a ticket's reservation.
 pub(crate) const KIND: &str = "queue_reservation";
@@ -65,23 +70,20 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
-    /// What a ticket's JSON shows; the tag only to those who may start with it.
-    pub fn view(&self, with_tag: bool) -> Value {
-        let mut v = json!({
-            "status": self.status,
-            "reservation_id": self.reservation_id,
-            "charger_id": self.charger_id,
-            "evse_id": self.evse_id,
-            "connector_id": self.connector_id,
-            "expiry": self.expiry,
-            "holding": self.holding,
-            "ended": self.ended,
-            "cancel_status": self.cancel_status,
-        });
-        if with_tag {
-            v["id_tag"] = json!(self.id_tag);
+    /// What a ticket shows of it; the tag only to those who may start with it.
+    pub fn view(&self, with_tag: bool) -> ReservationView {
+        ReservationView {
+            status: self.status.clone(),
+            reservation_id: self.reservation_id,
+            charger_id: self.charger_id.clone(),
+            evse_id: self.evse_id,
+            connector_id: self.connector_id,
+            expiry: self.expiry,
+            holding: self.holding,
+            ended: self.ended.clone(),
+            cancel_status: self.cancel_status.clone(),
+            id_tag: with_tag.then(|| self.id_tag.clone()),
         }
-        v
     }
 
     /// Whether the charger may still hold it, so that cancelling it means something.
@@ -99,11 +101,14 @@ enum Job {
     },
 }
 
-/// Every ticket's reservation, and the workers that talk to chargers.
+/// Every ticket's reservation, and the way to the workers that talk to chargers.
 #[derive(Default)]
 pub(crate) struct Reservations {
     records: Mutex<HashMap<String, Reservation>>,
-    workers: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    /// Jobs, by charger, for the running `queue reservations` duty (none before it starts).
+    jobs: Mutex<Option<mpsc::UnboundedSender<(String, Job)>>>,
+    /// Held while the duty is being started, so that it starts once.
+    starting: Mutex<()>,
     /// Serialises document writes, each of which takes the record as it is then, so the last
     /// write is the latest state.
     persisting: tokio::sync::Mutex<()>,
@@ -113,12 +118,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The handles a worker needs, without the whole application state.
+/// The handles a worker needs, without the whole service.
 #[derive(Clone)]
 struct Link {
-    gateway: Arc<Gateway>,
-    store: Arc<dyn Store>,
-    live: Arc<Live>,
+    platform: Platform,
     reservations: Arc<Reservations>,
 }
 
@@ -131,12 +134,7 @@ impl TagAuthority for Reservations {
     }
 }
 
-/// A reservation id: positive, 31 bits, random. OCPP scopes it to one charger, so clashes
-/// between tickets are as unlikely as two equal draws at one charger.
-pub(crate) fn new_reservation_id() -> i32 {
-    let n = u32::from_str_radix(&random_hex(4), 16).unwrap_or(1) & 0x7fff_ffff;
-    i32::try_from(n.max(1)).unwrap_or(1)
-}
+pub use chargeops_core::command::new_reservation_id;
 
 fn new_id_tag() -> String {
     format!("Q{}", random_hex(9).to_uppercase())
@@ -154,7 +152,7 @@ fn outcome(result: &Result<chargeops_core::CommandReply, CommandError>) -> Strin
 
 impl Reservations {
     /// Reads the stored reservations (at the queue's first load), dropping long-ended ones.
-    pub async fn load(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), ApiError> {
+    pub async fn load(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), Error> {
         let mut stale = Vec::new();
         let mut records = HashMap::new();
         for (id, body) in store.list_documents(KIND).await? {
@@ -183,8 +181,8 @@ impl Reservations {
     /// Keeps the charger in step with a ticket that changed from `old` to `new` (already
     /// stored): reserves a newly called ticket's connector, cancels a reservation the ticket
     /// no longer uses. Never fails the ticket's change: problems are logged and recorded.
-    pub async fn follow(self: &Arc<Self>, state: &AppState, new: &Ticket) {
-        let now = state.live.now();
+    pub async fn follow(self: &Arc<Self>, platform: &Platform, duties: &Duties, new: &Ticket) {
+        let now = platform.now();
         let mut jobs = Vec::new();
         let mut changed = false;
         let mut tag = None;
@@ -234,7 +232,7 @@ impl Reservations {
                 new.connector_id,
                 new.plug_by,
             ) && !holding
-                && reservable(&state.live, charger)
+                && reservable(&platform.live, charger)
             {
                 let r = Reservation {
                     ticket_id: new.id.clone(),
@@ -262,18 +260,10 @@ impl Reservations {
             }
         }
         if changed {
-            self.persist(state.store.as_ref(), &new.id).await;
+            self.persist(platform.store.as_ref(), &new.id).await;
         }
-        if !jobs.is_empty() {
-            let link = Link {
-                gateway: state.gateway.clone(),
-                store: state.store.clone(),
-                live: state.live.clone(),
-                reservations: self.clone(),
-            };
-            for (charger, job) in jobs {
-                self.enqueue(&link, charger, job);
-            }
+        for (charger, job) in jobs {
+            self.enqueue(platform, duties, charger, job);
         }
     }
 
@@ -297,21 +287,38 @@ impl Reservations {
         }
     }
 
-    /// Hands a job to its charger's worker, starting one when there is none.
-    fn enqueue(&self, link: &Link, charger: String, job: Job) {
-        let mut workers = lock(&self.workers);
-        let job = match workers.get(&charger) {
-            Some(tx) => match tx.send(job) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(job)) => job,
-            },
-            None => job,
+    /// Hands a job to the running duty; gives it back when no duty takes it.
+    fn send(&self, item: (String, Job)) -> Option<(String, Job)> {
+        match lock(&self.jobs).as_ref() {
+            Some(tx) => tx.send(item).err().map(|mpsc::error::SendError(item)| item),
+            None => Some(item),
+        }
+    }
+
+    /// Hands a job to its charger's worker, starting the reservations duty when it is not
+    /// running.
+    fn enqueue(self: &Arc<Self>, platform: &Platform, duties: &Duties, charger: String, job: Job) {
+        let Some(item) = self.send((charger, job)) else {
+            return;
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        // A fresh channel's receiver is alive: this send cannot fail.
-        let _ = tx.send(job);
-        workers.insert(charger.clone(), tx);
-        tokio::spawn(work(link.clone(), charger, rx));
+        let _turn = lock(&self.starting);
+        // Another change may have started it meanwhile.
+        let Some(item) = self.send(item) else {
+            return;
+        };
+        let link = Link {
+            platform: platform.clone(),
+            reservations: self.clone(),
+        };
+        duties.start("queue reservations", move |_stop| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            *lock(&link.reservations.jobs) = Some(tx);
+            supervise(link.clone(), rx)
+        });
+        if let Some((charger, _)) = self.send(item) {
+            // Only once every duty is stopped, when the process ends.
+            tracing::warn!(charger = %charger, "queue reservation not sent: the platform is stopping");
+        }
     }
 
     /// Records the charger's answer to a ticket's ReserveNow, if the reservation is still
@@ -356,31 +363,62 @@ fn prune(records: &mut HashMap<String, Reservation>, now: DateTime<Utc>) {
     records.retain(|_, r| r.holding || r.updated_at > horizon);
 }
 
-/// One charger's worker: sends its jobs in order, records the answers, and ends when idle.
-async fn work(link: Link, charger: String, mut rx: mpsc::UnboundedReceiver<Job>) {
+/// The `queue reservations` duty: hands each job to its charger's worker, starting one when
+/// the charger has none. A worker idle for [`WORKER_IDLE`] hands its channel back and ends,
+/// unless a job came in meanwhile; the workers end with the duty.
+async fn supervise(link: Link, mut jobs: mpsc::UnboundedReceiver<(String, Job)>) {
+    let mut workers: HashMap<String, mpsc::UnboundedSender<Job>> = HashMap::new();
+    let mut running = JoinSet::new();
+    loop {
+        tokio::select! {
+            next = jobs.recv() => {
+                let Some((charger, job)) = next else {
+                    return;
+                };
+                let job = match workers.get(&charger) {
+                    Some(tx) => match tx.send(job) {
+                        Ok(()) => continue,
+                        // Its worker is gone (it panicked): a new one takes over.
+                        Err(mpsc::error::SendError(job)) => job,
+                    },
+                    None => job,
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                // A fresh channel's receiver is alive: this send cannot fail.
+                let _ = tx.send(job);
+                workers.insert(charger.clone(), tx);
+                running.spawn(work(link.clone(), charger, rx));
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => match done {
+                // Only this task sends to the workers, so nothing can slip in after this check.
+                Ok((charger, rx)) if rx.is_empty() => {
+                    workers.remove(&charger);
+                }
+                Ok((charger, rx)) => {
+                    running.spawn(work(link.clone(), charger, rx));
+                }
+                Err(e) => tracing::error!(error = %e, "queue reservation worker failed"),
+            },
+        }
+    }
+}
+
+/// One charger's worker: sends its jobs in order and records the answers. Ends when idle,
+/// handing back its channel.
+async fn work(
+    link: Link,
+    charger: String,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) -> (String, mpsc::UnboundedReceiver<Job>) {
     loop {
         let job = match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
             Ok(Some(job)) => job,
-            Ok(None) => return,
-            Err(_) => {
-                // Idle: leave, unless a job arrived while deciding (jobs are sent under the
-                // workers lock, so none can slip in after this check).
-                let mut workers = lock(&link.reservations.workers);
-                match rx.try_recv() {
-                    Ok(job) => {
-                        drop(workers);
-                        job
-                    }
-                    Err(_) => {
-                        workers.remove(&charger);
-                        return;
-                    }
-                }
-            }
+            Ok(None) | Err(_) => return (charger, rx),
         };
         let ticket_id = match job {
             Job::Reserve(r) => {
                 let result = link
+                    .platform
                     .gateway
                     .command(
                         &charger,
@@ -409,7 +447,7 @@ async fn work(link: Link, charger: String, mut rx: mpsc::UnboundedReceiver<Job>)
                     &r.ticket_id,
                     r.reservation_id,
                     &status,
-                    link.live.now(),
+                    link.platform.now(),
                 );
                 r.ticket_id
             }
@@ -418,6 +456,7 @@ async fn work(link: Link, charger: String, mut rx: mpsc::UnboundedReceiver<Job>)
                 reservation_id,
             } => {
                 let result = link
+                    .platform
                     .gateway
                     .command(&charger, Command::CancelReservation { reservation_id })
                     .await;
@@ -431,13 +470,13 @@ async fn work(link: Link, charger: String, mut rx: mpsc::UnboundedReceiver<Job>)
                     &ticket_id,
                     reservation_id,
                     &status,
-                    link.live.now(),
+                    link.platform.now(),
                 );
                 ticket_id
             }
         };
         link.reservations
-            .persist(link.store.as_ref(), &ticket_id)
+            .persist(link.platform.store.as_ref(), &ticket_id)
             .await;
     }
 }
@@ -497,7 +536,9 @@ mod tests {
         }
         assert!(!rs.accepts("CP1", "QABC"), "after the ticket let go");
         assert_eq!(
-            rs.get("t_1").map(|r| r.view(false).get("id_tag").is_none()),
+            rs.get("t_1")
+                .map(|r| serde_json::to_value(r.view(false))
+                    .is_ok_and(|v| v.get("id_tag").is_none())),
             Some(true)
         );
     }
