@@ -9,10 +9,12 @@
 //!
 //! Architecture invariant: no service knows HTTP; the edges hold no state and start no task.
 
+pub mod accounts;
 mod caller;
 pub mod duty;
 mod error;
 pub mod forecasts;
+pub mod ops;
 mod platform;
 
 pub use caller::Caller;
@@ -28,24 +30,36 @@ pub struct Services {
     pub duties: Duties,
     /// Fitted forecasts and the session history behind them.
     pub forecasts: Arc<forecasts::Forecasts>,
+    /// The operations loop: cases, crews, detection, the audit log.
+    pub ops: Arc<ops::Operations>,
+    /// Staff accounts, sign-in sessions and API tokens.
+    pub accounts: Arc<accounts::Accounts>,
 }
 
 /// What the background duties are configured with.
 #[derive(Debug, Clone, Default)]
-pub struct DutiesConfig {}
+pub struct DutiesConfig {
+    /// Fault detection, auto-dispatch and the demo's simulated crews.
+    pub ops: chargeops_ops::OpsConfig,
+}
 
 impl Services {
     pub fn new(platform: Platform) -> Arc<Self> {
         let forecasts = Arc::new(forecasts::Forecasts::default());
+        let ops = ops::Operations::new(platform.clone());
+        let accounts = accounts::Accounts::new(platform.clone());
         Arc::new(Services {
             platform,
             duties: Duties::new(),
             forecasts,
+            ops,
+            accounts,
         })
     }
 
     /// Starts every service's background duties.
     pub fn start(&self, config: DutiesConfig) {
-        let DutiesConfig {} = config;
+        let DutiesConfig { ops } = config;
+        self.ops.start(&self.duties, ops);
     }
 }
