@@ -1,7 +1,9 @@
 //! The operations loop over HTTP: cases (hotline, board, crew orders), crews, the FAQ, tokens
 //! per person, `/me`, the audit log. Who may do what to a case, and everything that is kept,
 //! is the operations service (`chargeops_services::ops`); these handlers read the request and
-//! shape the answer.
+//! shape the answer. Where a role check comes before the request is read, the handler makes
+//! it first (the service checks again), so a caller without the role learns nothing from the
+//! errors of what they sent.
 
 mod audit;
 
@@ -54,7 +56,6 @@ pub(crate) async fn create_case(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    // Before the body is read, so a caller without the role learns nothing from its errors.
     caller.require_role(service::HOTLINE)?;
     let new: NewCall = body(&bytes)?;
     let view = state.services.ops.create_from_call(&caller, new).await?;

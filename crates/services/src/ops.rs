@@ -892,7 +892,7 @@ mod tests {
     }
 
     #[test]
-    fn the_faq_loads_and_searches() {
+    fn the_faq_loads() {
         assert!(!faq_entries().is_empty(), "data/ops/faq.json parses");
     }
 
