@@ -1,26 +1,14 @@
-//! Bearer tokens: API tokens looked up by digest and cached in memory, and the sign-in
-//! sessions of staff accounts; each stands for a name and a role.
+//! Bearer tokens over HTTP: the token is read from the `Authorization` header (or, for a GET,
+//! the `access_token` query parameter) and the accounts service says who it stands for.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use chargeops_core::secret::{random_hex, token_digest};
-use chargeops_core::{ApiToken, Role};
-use chargeops_store::{Store, StoreError};
-
-use crate::{ApiError, AppState, Caller};
-
-#[derive(Default)]
-pub(crate) struct TokenCache {
-    by_digest: RwLock<HashMap<String, ApiToken>>,
-    /// Sign-in sessions of staff accounts (`accounts`).
-    pub(crate) sessions: crate::accounts::Sessions,
-}
+use crate::{ApiError, AppState};
 
 pub(crate) async fn require_token(
     State(state): State<Arc<AppState>>,
@@ -74,65 +62,12 @@ async fn check_token(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(ApiError::unauthorized)?;
-    let digest = token_digest(token);
-    if let Some(caller) = state.tokens.sessions.caller(&digest) {
-        req.extensions_mut().insert(caller);
-        return Ok(next.run(req).await);
-    }
-    let cached = state
-        .tokens
-        .by_digest
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&digest)
-        .cloned();
-    let found = match cached {
-        Some(t) => t,
-        None => {
-            let t = state
-                .store
-                .find_token(&digest)
-                .await?
-                .ok_or_else(ApiError::unauthorized)?;
-            state
-                .tokens
-                .by_digest
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(digest, t.clone());
-            t
-        }
-    };
-    req.extensions_mut().insert(Caller {
-        name: found.name,
-        role: found.role,
-        crew_id: found.crew_id,
-    });
+    let caller = state
+        .services
+        .accounts
+        .caller_for_token(token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
-}
-
-/// Makes sure an admin token exists: the one given (from `CHARGEOPS_ADMIN_TOKEN`), or, when
-/// there is none and no token was ever made, a new one. Returns a newly generated token so the
-/// caller can print it once; it is stored only as a digest.
-pub async fn bootstrap_admin_token(
-    store: &dyn Store,
-    given: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    if let Some(token) = given {
-        let digest = token_digest(token);
-        if store.find_token(&digest).await?.is_none() {
-            store
-                .insert_token("admin (CHARGEOPS_ADMIN_TOKEN)", Role::Admin, &digest)
-                .await?;
-        }
-        return Ok(None);
-    }
-    if store.count_tokens().await? > 0 {
-        return Ok(None);
-    }
-    let token = format!("co_{}", random_hex(24));
-    store
-        .insert_token("admin (generated)", Role::Admin, &token_digest(&token))
-        .await?;
-    Ok(Some(token))
 }

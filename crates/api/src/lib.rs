@@ -8,7 +8,7 @@ mod accounts;
 mod auth;
 mod error;
 pub mod forecast;
-pub mod ops;
+mod ops;
 pub mod queue;
 pub mod robots;
 mod routes;
@@ -27,8 +27,8 @@ use chargeops_gateway::Gateway;
 use chargeops_services::Services;
 use chargeops_store::Store;
 
-pub use auth::bootstrap_admin_token;
 pub use chargeops_services::Caller;
+pub use chargeops_services::accounts::bootstrap_admin_token;
 pub use error::ApiError;
 
 /// The OpenAPI 3 description of this API, kept beside the routes it documents.
@@ -41,9 +41,6 @@ pub struct AppState {
     /// The application services the handlers call.
     pub services: Arc<Services>,
     pub started: Instant,
-    pub(crate) tokens: auth::TokenCache,
-    /// The operations loop: cases, crews, detection settings.
-    pub ops: ops::OpsState,
     /// Live robot lots: layouts, robots, cars.
     pub robots: robots::RobotsState,
     /// Mobile units across the province and their relocation plan.
@@ -59,8 +56,6 @@ impl AppState {
             gateway: p.gateway.clone(),
             services,
             started: Instant::now(),
-            tokens: auth::TokenCache::default(),
-            ops: ops::OpsState::default(),
             robots: robots::RobotsState::default(),
             units: units::UnitsState::default(),
         })

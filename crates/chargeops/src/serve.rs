@@ -151,8 +151,8 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     ));
     let state = chargeops_api::AppState::new(services);
     if config.background_tasks {
-        chargeops_api::ops::start(&state, config.ops.clone());
         state.services.start(chargeops_services::DutiesConfig {
+            ops: config.ops.clone(),
             queue: config.queue.clone(),
         });
         chargeops_api::robots::start(&state, config.robots());

@@ -14,8 +14,8 @@
 //! - [`stats`]: counts and mean time to repair per station and per kind, and their CSV.
 //! - [`faq`]: the hotline's searchable answers.
 //!
-//! The binary's background task (in `chargeops-api`) feeds events and ticks in, stores what
-//! comes out and serves it.
+//! The operations service (in `chargeops-services`) feeds events and ticks in from its
+//! detection duty, stores what comes out, and the API crate serves it.
 
 pub mod cases;
 pub mod config;

@@ -9,11 +9,13 @@
 //!
 //! Architecture invariant: no service knows HTTP; the edges hold no state and start no task.
 
+pub mod accounts;
 mod caller;
 pub mod duty;
 mod error;
 pub mod forecasts;
 pub mod network;
+pub mod ops;
 mod platform;
 pub mod queue;
 
@@ -34,6 +36,10 @@ pub struct Services {
     pub forecasts: Arc<forecasts::Forecasts>,
     /// Queue numbers, waits, diversion and the station card.
     pub queue: Arc<queue::Queue>,
+    /// The operations loop: cases, crews, detection, the audit log.
+    pub ops: Arc<ops::Operations>,
+    /// Staff accounts, sign-in sessions and API tokens.
+    pub accounts: Arc<accounts::Accounts>,
 }
 
 /// What the background duties are configured with.
@@ -41,6 +47,8 @@ pub struct Services {
 pub struct DutiesConfig {
     /// The queue's settings: plug-in window, queue size, webhook, whether the caller runs.
     pub queue: chargeops_queue::QueueConfig,
+    /// Fault detection, auto-dispatch and the demo's simulated crews.
+    pub ops: chargeops_ops::OpsConfig,
 }
 
 impl Services {
@@ -49,18 +57,23 @@ impl Services {
         // Shared: some services start work on demand (the queue's reservation workers).
         let duties = Arc::new(Duties::new());
         let queue = queue::Queue::new(platform.clone(), forecasts.clone(), duties.clone());
+        let ops = ops::Operations::new(platform.clone());
+        let accounts = accounts::Accounts::new(platform.clone());
         Arc::new(Services {
             network: network::Network::new(platform.clone()),
             platform,
             duties,
             forecasts,
             queue,
+            ops,
+            accounts,
         })
     }
 
     /// Starts every service's background duties.
     pub fn start(&self, config: DutiesConfig) {
-        let DutiesConfig { queue } = config;
+        let DutiesConfig { ops, queue } = config;
+        self.ops.start(&self.duties, ops);
         self.queue.start(&self.duties, queue);
     }
 }

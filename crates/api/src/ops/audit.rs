@@ -1,6 +1,7 @@
 //! Every change requested through the API, allowed or refused, goes to the audit log: who
 //! (the token's name and role), what (method and path, never the body: it may hold passwords),
 //! when (the platform clock) and what came of it (the status, and the error code of a refusal).
+//! This layer reads that off the HTTP exchange; the operations service writes the line.
 
 use std::sync::Arc;
 
@@ -9,8 +10,6 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-
-use chargeops_ops::AuditEntry;
 
 use crate::{AppState, Caller};
 
@@ -54,20 +53,10 @@ pub(crate) async fn audit(
             ),
         }
     };
-    let (actor, role) = caller.map_or(("unknown".to_owned(), "none".to_owned()), |c| {
-        (c.name, c.role.as_str().to_owned())
-    });
-    let entry = AuditEntry {
-        id: 0,
-        at: state.live.now(),
-        actor,
-        role,
-        action,
-        status: status.as_u16(),
-        detail: detail.chars().take(300).collect(),
-    };
-    if let Err(e) = state.store.record_audit(&entry).await {
-        tracing::error!(error = %e, action = %entry.action, "could not write the audit log");
-    }
+    state
+        .services
+        .ops
+        .record_audit(caller.as_ref(), action, status.as_u16(), &detail)
+        .await;
     response
 }

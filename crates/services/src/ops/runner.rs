@@ -1,4 +1,4 @@
-//! The detection task: reads the event bus, ticks on the platform clock, and turns the
+//! The detection duty: reads the event bus, ticks on the platform clock, and turns the
 //! detector's signals into cases (open, merge, reopen, verify and close), flags SLA breaches,
 //! and, in the demo, moves simulated crews along their orders.
 //!
@@ -20,36 +20,24 @@ use chargeops_ops::{
 };
 use chargeops_store::CaseFilter;
 
-use crate::{ApiError, AppState};
-
-use super::{insert, move_crew_to_station, proposals_for, save};
+use super::Operations;
+use crate::{Error, Result};
 
 /// The actor name of automatic dispatch.
 const AUTO_DISPATCH: &str = "platform (auto-dispatch)";
 /// Slow work (SLA, simulated crews, the open-charger set) runs every this many ticks.
 const SLOW_EVERY: u64 = 5;
 
-pub(crate) fn spawn(
-    state: Arc<AppState>,
-    config: OpsConfig,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if !config.enabled {
-        tracing::info!("operations detection is disabled");
-        return None;
-    }
-    // Subscribe before returning, so no event after start is missed.
-    let events = state.live.subscribe();
-    Some(tokio::spawn(run(state, config, events)))
-}
-
-async fn run(
-    state: Arc<AppState>,
+/// Runs detection on `events` (subscribed before the duty started) and the clock's ticks.
+pub(super) async fn run(
+    ops: Arc<Operations>,
     config: OpsConfig,
     mut events: tokio::sync::broadcast::Receiver<Event>,
 ) {
-    refresh_open_chargers(&state).await;
+    let ops = &*ops;
+    refresh_open_chargers(ops).await;
     let mut detector = Detector::new(config.clone());
-    assume_absent_offline(&state, &mut detector).await;
+    assume_absent_offline(ops, &mut detector).await;
     let mut tick = tokio::time::interval(StdDuration::from_millis(config.tick_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks = 0u64;
@@ -67,9 +55,9 @@ async fn run(
                     if matches!(event, Event::CaseChanged { .. } | Event::QueueChanged { .. }) {
                         continue;
                     }
-                    let now = state.live.now();
+                    let now = ops.platform.now();
                     let signals = detector.on_event(&event, now);
-                    handle(&state, &detector, &config, signals).await;
+                    handle(ops, &detector, &config, signals).await;
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "operations detection fell behind the event bus; some events were missed");
@@ -77,12 +65,12 @@ async fn run(
                 Err(RecvError::Closed) => break,
             },
             _ = tick.tick() => {
-                let now = state.live.now();
+                let now = ops.platform.now();
                 let signals = detector.tick(now);
-                handle(&state, &detector, &config, signals).await;
+                handle(ops, &detector, &config, signals).await;
                 ticks += 1;
                 if ticks % SLOW_EVERY == 0 {
-                    if let Err(e) = slow_work(&state, &config, now).await {
+                    if let Err(e) = slow_work(ops, &config, now).await {
                         tracing::warn!(error = %e.message, "operations periodic work failed");
                     }
                 }
@@ -91,17 +79,17 @@ async fn run(
     }
 }
 
-async fn handle(state: &AppState, detector: &Detector, config: &OpsConfig, signals: Vec<Signal>) {
+async fn handle(ops: &Operations, detector: &Detector, config: &OpsConfig, signals: Vec<Signal>) {
     for signal in signals {
         let result = match signal {
-            Signal::Problem(p) => on_problem(state, config, p).await,
+            Signal::Problem(p) => on_problem(ops, config, p).await,
             Signal::Cleared {
                 charger_id,
                 kind,
                 connector_id,
                 detail,
                 at,
-            } => on_cleared(state, &charger_id, kind, connector_id, &detail, at).await,
+            } => on_cleared(ops, &charger_id, kind, connector_id, &detail, at).await,
             Signal::Working {
                 charger_id,
                 connector_id,
@@ -111,7 +99,7 @@ async fn handle(state: &AppState, detector: &Detector, config: &OpsConfig, signa
                 at,
             } => {
                 on_working(
-                    state,
+                    ops,
                     detector,
                     &charger_id,
                     connector_id,
@@ -129,9 +117,10 @@ async fn handle(state: &AppState, detector: &Detector, config: &OpsConfig, signa
     }
 }
 
-async fn on_problem(state: &AppState, config: &OpsConfig, p: Problem) -> Result<(), ApiError> {
-    let _guard = state.ops.cases.lock().await;
-    let mut candidates = state
+async fn on_problem(ops: &Operations, config: &OpsConfig, p: Problem) -> Result<()> {
+    let _guard = ops.cases.lock().await;
+    let mut candidates = ops
+        .platform
         .store
         .list_cases(&CaseFilter {
             station_id: Some(p.station_id.clone()),
@@ -140,7 +129,7 @@ async fn on_problem(state: &AppState, config: &OpsConfig, p: Problem) -> Result<
         })
         .await?;
     candidates.extend(
-        state
+        ops.platform
             .store
             .list_cases(&CaseFilter {
                 charger_id: Some(p.charger_id.clone()),
@@ -159,7 +148,7 @@ async fn on_problem(state: &AppState, config: &OpsConfig, p: Problem) -> Result<
                 return Ok(());
             };
             let entry = cases::duplicate(&mut case, &p);
-            save(state, &case, &[entry]).await?;
+            ops.save(&case, &[entry]).await?;
             return Ok(());
         }
         Decision::Merge(id) => {
@@ -167,7 +156,7 @@ async fn on_problem(state: &AppState, config: &OpsConfig, p: Problem) -> Result<
                 return Ok(());
             };
             let entry = cases::merge(&mut case, &p);
-            save(state, &case, &[entry]).await?;
+            ops.save(&case, &[entry]).await?;
             tracing::info!(case_id = case.id, charger_id = %p.charger_id, kind = %p.kind, "detected problem merged into a hotline case");
             case
         }
@@ -175,31 +164,31 @@ async fn on_problem(state: &AppState, config: &OpsConfig, p: Problem) -> Result<
             let Some(mut case) = find(id) else {
                 return Ok(());
             };
-            let entry = cases::reopen(&mut case, &p, config)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            save(state, &case, &[entry]).await?;
+            let entry =
+                cases::reopen(&mut case, &p, config).map_err(|e| Error::internal(e.to_string()))?;
+            ops.save(&case, &[entry]).await?;
             tracing::info!(case_id = case.id, charger_id = %p.charger_id, kind = %p.kind, "case reopened");
             case
         }
         Decision::Open => {
             let (case, entry) = cases::open_detected(&p, config);
-            let case = insert(state, &case, &[entry]).await?;
+            let case = ops.insert(&case, &[entry]).await?;
             tracing::info!(case_id = case.id, charger_id = %p.charger_id, kind = %p.kind, detail = %p.detail, "case opened");
             case
         }
     };
     if config.auto_assign && case.state == CaseState::New {
-        auto_assign(state, case).await?;
+        auto_assign(ops, case).await?;
     }
     Ok(())
 }
 
-async fn auto_assign(state: &AppState, mut case: Case) -> Result<(), ApiError> {
-    let ranked = proposals_for(state, &case).await?;
+async fn auto_assign(ops: &Operations, mut case: Case) -> Result<()> {
+    let ranked = ops.proposals_for(&case).await?;
     let Some(best) = ranked.first() else {
         return Ok(());
     };
-    let now = state.live.now();
+    let now = ops.platform.now();
     let mut entry = cases::apply(
         &mut case,
         &Action::Assign {
@@ -208,38 +197,27 @@ async fn auto_assign(state: &AppState, mut case: Case) -> Result<(), ApiError> {
         AUTO_DISPATCH,
         now,
     )
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    .map_err(|e| Error::internal(e.to_string()))?;
     entry.detail = format!("{} ({}; {})", entry.detail, best.crew_name, best.reason);
-    save(state, &case, &[entry]).await
-}
-
-async fn open_cases_of(state: &AppState, charger_id: &str) -> Result<Vec<Case>, ApiError> {
-    Ok(state
-        .store
-        .list_cases(&CaseFilter {
-            charger_id: Some(charger_id.to_owned()),
-            open: Some(true),
-            ..CaseFilter::default()
-        })
-        .await?)
+    ops.save(&case, &[entry]).await
 }
 
 async fn on_cleared(
-    state: &AppState,
+    ops: &Operations,
     charger_id: &str,
     kind: CaseKind,
     connector_id: Option<u32>,
     detail: &str,
     at: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    if !state.ops.has_open_case(charger_id) {
+) -> Result<()> {
+    if !ops.has_open_case(charger_id) {
         return Ok(());
     }
-    let _guard = state.ops.cases.lock().await;
-    for case in open_cases_of(state, charger_id).await? {
+    let _guard = ops.cases.lock().await;
+    for case in ops.open_cases_of(charger_id).await? {
         if case.kind == kind && (connector_id.is_none() || case.connector_id == connector_id) {
             let entry = TimelineEntry::new(at, PLATFORM, "cleared", case.state, detail);
-            state.store.update_case(&case, &[entry]).await?;
+            ops.platform.store.update_case(&case, &[entry]).await?;
         }
     }
     Ok(())
@@ -250,7 +228,7 @@ async fn on_cleared(
     reason = "one signal's fields, passed on as they come"
 )]
 async fn on_working(
-    state: &AppState,
+    ops: &Operations,
     detector: &Detector,
     charger_id: &str,
     connector_id: u32,
@@ -258,13 +236,13 @@ async fn on_working(
     started_at: Option<DateTime<Utc>>,
     energy_wh: i64,
     at: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    if !state.ops.has_open_case(charger_id) {
+) -> Result<()> {
+    if !ops.has_open_case(charger_id) {
         return Ok(());
     }
     let started_at = match started_at {
         Some(t) => t,
-        None => match state.store.get_session(session_id).await? {
+        None => match ops.platform.store.get_session(session_id).await? {
             Some(s) => s.started_at,
             None => return Ok(()),
         },
@@ -274,10 +252,10 @@ async fn on_working(
         connector_id,
         started_at,
     };
-    let _guard = state.ops.cases.lock().await;
-    let open = open_cases_of(state, charger_id).await?;
+    let _guard = ops.cases.lock().await;
+    let open = ops.open_cases_of(charger_id).await?;
     if open.is_empty() {
-        state.ops.note_open(charger_id, false);
+        ops.note_open(charger_id, false);
     }
     for mut case in open {
         let active = detector.is_active(charger_id, case.kind, case.connector_id);
@@ -285,7 +263,7 @@ async fn on_working(
             continue;
         }
         let mut verify = cases::apply(&mut case, &Action::Verify, PLATFORM, at)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()))?;
         verify.detail = format!(
             "verified working again: session {session_id} on connector {connector_id} delivered {:.1} kWh",
             energy_wh as f64 / 1000.0
@@ -298,20 +276,17 @@ async fn on_working(
             PLATFORM,
             at,
         )
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        save(state, &case, &[verify, close]).await?;
+        .map_err(|e| Error::internal(e.to_string()))?;
+        ops.save(&case, &[verify, close]).await?;
         tracing::info!(case_id = case.id, charger_id, "case verified and closed");
     }
     Ok(())
 }
 
 /// SLA breaches, simulated crews, and dropping chargers whose cases are all closed.
-async fn slow_work(
-    state: &AppState,
-    config: &OpsConfig,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let open = state
+async fn slow_work(ops: &Operations, config: &OpsConfig, now: DateTime<Utc>) -> Result<()> {
+    let open = ops
+        .platform
         .store
         .list_cases(&CaseFilter {
             open: Some(true),
@@ -321,19 +296,15 @@ async fn slow_work(
     {
         let chargers: std::collections::HashSet<String> =
             open.iter().filter_map(|c| c.charger_id.clone()).collect();
-        let mut set = state
-            .ops
-            .open_chargers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut set = ops.open_chargers.lock().unwrap_or_else(|e| e.into_inner());
         // Keep what was added since the read; drop only what is known closed.
         set.retain(|c| chargers.contains(c));
         set.extend(chargers);
     }
     for case in &open {
         if cases::breaches_sla(case, now) {
-            let _guard = state.ops.cases.lock().await;
-            let Some(mut current) = state.store.get_case(case.id).await? else {
+            let _guard = ops.cases.lock().await;
+            let Some(mut current) = ops.platform.store.get_case(case.id).await? else {
                 continue;
             };
             if !cases::breaches_sla(&current, now) {
@@ -351,11 +322,11 @@ async fn slow_work(
                     (current.sla_due_at - current.opened_at).num_minutes()
                 ),
             );
-            save(state, &current, &[entry]).await?;
+            ops.save(&current, &[entry]).await?;
         }
     }
     if config.simulate_crews {
-        simulate_crews(state, &open, now).await?;
+        simulate_crews(ops, &open, now).await?;
     }
     Ok(())
 }
@@ -363,16 +334,16 @@ async fn slow_work(
 /// At start the detector has seen nothing: every accepted charger that is not connected yet is
 /// taken as offline from now, so a charger that went dark while the platform was down (or never
 /// comes back after a restart) still gets its case.
-async fn assume_absent_offline(state: &AppState, detector: &mut Detector) {
-    let now = state.live.now();
-    match state.store.list_chargers().await {
+async fn assume_absent_offline(ops: &Operations, detector: &mut Detector) {
+    let now = ops.platform.now();
+    match ops.platform.store.list_chargers().await {
         Ok(chargers) => {
             let mut absent = 0usize;
             for c in chargers
                 .iter()
                 .filter(|c| c.registration == Registration::Accepted)
             {
-                if !state.live.snapshot(&c.id).is_some_and(|s| s.online) {
+                if !ops.platform.live.snapshot(&c.id).is_some_and(|s| s.online) {
                     detector.assume_offline(&c.id, &c.station_id, now);
                     absent += 1;
                 }
@@ -386,8 +357,9 @@ async fn assume_absent_offline(state: &AppState, detector: &mut Detector) {
     }
 }
 
-async fn refresh_open_chargers(state: &AppState) {
-    match state
+async fn refresh_open_chargers(ops: &Operations) {
+    match ops
+        .platform
         .store
         .list_cases(&CaseFilter {
             open: Some(true),
@@ -397,7 +369,7 @@ async fn refresh_open_chargers(state: &AppState) {
     {
         Ok(open) => {
             for c in open.iter().filter_map(|c| c.charger_id.as_deref()) {
-                state.ops.note_open(c, true);
+                ops.note_open(c, true);
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not read open cases"),
@@ -434,12 +406,8 @@ fn simulated_fix(kind: CaseKind) -> (&'static str, Vec<String>) {
 /// Moves the demo's simulated crews along their orders on the platform clock: accept and set
 /// off a few minutes after assignment, arrive after the road travel time, resolve after the
 /// repair time. Resolving tells the event bus, and the demo's fleet repairs the charger.
-async fn simulate_crews(
-    state: &AppState,
-    open: &[Case],
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let crews = state.store.list_crews().await?;
+async fn simulate_crews(ops: &Operations, open: &[Case], now: DateTime<Utc>) -> Result<()> {
+    let crews = ops.platform.store.list_crews().await?;
     for case in open {
         let Some(crew) = case
             .crew_id
@@ -455,7 +423,7 @@ async fn simulate_crews(
         let due = match case.state {
             CaseState::Assigned => waited >= Duration::minutes(3),
             CaseState::EnRoute => {
-                let station = state.store.get_station(&case.station_id).await?;
+                let station = ops.platform.store.get_station(&case.station_id).await?;
                 let travel = station
                     .and_then(|s| Some(dispatch::travel_minutes(crew, s.lat?, s.lon?)))
                     .unwrap_or(60.0);
@@ -467,8 +435,8 @@ async fn simulate_crews(
         if !due {
             continue;
         }
-        let _guard = state.ops.cases.lock().await;
-        let Some(mut current) = state.store.get_case(case.id).await? else {
+        let _guard = ops.cases.lock().await;
+        let Some(mut current) = ops.platform.store.get_case(case.id).await? else {
             continue;
         };
         if current.state != case.state || current.crew_id != case.crew_id {
@@ -499,9 +467,10 @@ async fn simulate_crews(
         if entries.is_empty() {
             continue;
         }
-        save(state, &current, &entries).await?;
+        ops.save(&current, &entries).await?;
         if current.state == CaseState::OnSite {
-            move_crew_to_station(state, &crew.id, &current.station_id).await;
+            ops.move_crew_to_station(&crew.id, &current.station_id)
+                .await;
         }
     }
     Ok(())
