@@ -58,7 +58,7 @@ impl Network {
         if !(1..=60).contains(&bucket_minutes) {
             return Err(Error::invalid("bucket_minutes must be 1 to 60"));
         }
-        if state.store.get_station(&id).await?.is_none() {
+        if state.store.get_station(id).await?.is_none() {
             return Err(Error::not_found(format!("station {id} not found")));
         }
         let to = Utc::now();
