@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod client;
+mod drive;
 pub mod fleet;
 pub mod hist;
 pub mod history;

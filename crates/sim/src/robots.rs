@@ -40,7 +40,8 @@ use chargeops_dispatch::trace::HolidayPeak;
 use chargeops_dispatch::{Fleet, Lot, Point};
 
 use crate::client::{ChargePoint, ClientError, ConnectOptions, Endpoint};
-use crate::fleet::{Credentials, inc};
+use crate::drive::inc;
+use crate::fleet::Credentials;
 use crate::traffic::{Engine, Scenario};
 
 pub use chargeops_dispatch::robot::{Activity, Happening, Job, Robot, Task};

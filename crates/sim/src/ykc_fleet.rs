@@ -19,7 +19,7 @@ use chargeops_core::Clock;
 use chargeops_ykc::msg::{self, Message, TouLine};
 use chargeops_ykc::{ChargerId, Cp56Time, Serial};
 
-use crate::fleet::{Cmd, FleetStats, dec, inc};
+use crate::drive::{Cmd, FleetStats, commands_until, connect_while_applying, dec, inc};
 use crate::traffic::cst;
 use crate::ykc::YkcCharger;
 
@@ -146,13 +146,11 @@ impl SimYkcCharger {
                 }
                 state.offline_until = None;
             }
-            let Some(connected) = crate::fleet::connect_while_applying(
-                &self.connect_limit,
-                &mut rx,
-                self.connect(),
-                |cmd| self.apply(&mut state, cmd),
-            )
-            .await
+            let Some(connected) =
+                connect_while_applying(&self.connect_limit, &mut rx, self.connect(), |cmd| {
+                    self.apply(&mut state, cmd)
+                })
+                .await
             else {
                 return;
             };
@@ -204,7 +202,7 @@ impl SimYkcCharger {
         rx: &mut mpsc::Receiver<Cmd>,
         deadline: Instant,
     ) -> bool {
-        crate::fleet::commands_until(rx, deadline, |cmd| self.apply(state, cmd)).await
+        commands_until(rx, deadline, |cmd| self.apply(state, cmd)).await
     }
 
     /// Serves one connection. `Ok(true)`: disconnect on purpose; `Ok(false)`: the fleet stopped.
