@@ -12,7 +12,7 @@ pub mod ops;
 pub mod queue;
 pub mod robots;
 mod routes;
-pub mod units;
+mod units;
 mod web;
 
 use std::sync::Arc;
@@ -48,8 +48,6 @@ pub struct AppState {
     pub queue: queue::QueueState,
     /// Live robot lots: layouts, robots, cars.
     pub robots: robots::RobotsState,
-    /// Mobile units across the province and their relocation plan.
-    pub units: units::UnitsState,
 }
 
 impl AppState {
@@ -65,7 +63,6 @@ impl AppState {
             ops: ops::OpsState::default(),
             queue: queue::QueueState::default(),
             robots: robots::RobotsState::default(),
-            units: units::UnitsState::default(),
         })
     }
 }

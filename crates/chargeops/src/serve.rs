@@ -154,7 +154,7 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
         chargeops_api::ops::start(&state, config.ops.clone());
         chargeops_api::queue::start(&state, config.queue.clone());
         chargeops_api::robots::start(&state, config.robots());
-        chargeops_api::units::start(&state);
+        state.services.start(chargeops_services::DutiesConfig {});
     } else {
         tracing::info!(
             "background tasks off (background_tasks = false): no fault detection, queue calling, robot dispatch or unit planning on this node"

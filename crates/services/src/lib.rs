@@ -14,6 +14,7 @@ pub mod duty;
 mod error;
 pub mod forecasts;
 mod platform;
+pub mod units;
 
 pub use caller::Caller;
 pub use duty::{Duties, Stop};
@@ -28,6 +29,8 @@ pub struct Services {
     pub duties: Duties,
     /// Fitted forecasts and the session history behind them.
     pub forecasts: Arc<forecasts::Forecasts>,
+    /// Mobile units across the province and their relocation plan.
+    pub units: Arc<units::Units>,
 }
 
 /// What the background duties are configured with.
@@ -37,15 +40,18 @@ pub struct DutiesConfig {}
 impl Services {
     pub fn new(platform: Platform) -> Arc<Self> {
         let forecasts = Arc::new(forecasts::Forecasts::default());
+        let units = units::Units::new(platform.clone(), forecasts.clone());
         Arc::new(Services {
             platform,
             duties: Duties::new(),
             forecasts,
+            units,
         })
     }
 
     /// Starts every service's background duties.
     pub fn start(&self, config: DutiesConfig) {
         let DutiesConfig {} = config;
+        self.units.start(&self.duties);
     }
 }
