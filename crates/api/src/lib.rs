@@ -12,7 +12,7 @@ mod ops;
 pub mod queue;
 pub mod robots;
 mod routes;
-pub mod units;
+mod units;
 mod web;
 
 use std::sync::Arc;
@@ -43,8 +43,6 @@ pub struct AppState {
     pub started: Instant,
     /// Live robot lots: layouts, robots, cars.
     pub robots: robots::RobotsState,
-    /// Mobile units across the province and their relocation plan.
-    pub units: units::UnitsState,
 }
 
 impl AppState {
@@ -57,7 +55,6 @@ impl AppState {
             services,
             started: Instant::now(),
             robots: robots::RobotsState::default(),
-            units: units::UnitsState::default(),
         })
     }
 }

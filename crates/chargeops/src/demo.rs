@@ -473,7 +473,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         open_browser(&url);
     }
 
-    crate::demo_units::spawn(platform.state.clone());
+    crate::demo_units::spawn(platform.state.services.units.clone(), platform.live.clock());
     // Runs until this sender is dropped at the end of the demo.
     let _robots =
         crate::demo_robots::spawn(addr, clock, &secret, &token, robot_lots, args.traffic.seed)

@@ -9,12 +9,12 @@ use std::time::Duration as StdDuration;
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
-use chargeops_api::AppState;
-use chargeops_api::units::{
-    self, MobileUnit, PlanView, Report, UnitKind, UnitPlanView, UnitStatus,
-};
+use chargeops_core::Clock;
 use chargeops_core::network_file::NetworkSpec;
 use chargeops_dispatch::province;
+use chargeops_services::units::{
+    self, MobileUnit, PlanView, Report, Reporter, UnitKind, UnitPlanView, UnitStatus, Units,
+};
 use chargeops_store::Store;
 
 /// The depots: the stations nearest Changsha, Hengyang and Yueyang (as `bench dispatch
@@ -134,12 +134,8 @@ fn planned_state(p: &UnitPlanView, now: DateTime<Utc>) -> Option<(f64, f64, Unit
 }
 
 /// Moves every unit that is not broken to where the plan has it now; reports only changes.
-async fn follow(state: &AppState, plan: &PlanView) -> Result<()> {
-    let now = state.live.now();
-    for u in units::units(state)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?
-    {
+async fn follow(units: &Units, now: DateTime<Utc>, plan: &PlanView) -> Result<()> {
+    for u in units.list().await.map_err(|e| anyhow::anyhow!(e.message))? {
         if u.status == UnitStatus::Broken {
             continue;
         }
@@ -156,10 +152,10 @@ async fn follow(state: &AppState, plan: &PlanView) -> Result<()> {
         let r = Report {
             lat,
             lon,
-            status: status.as_str().to_owned(),
+            status,
             station_id: Some(station),
         };
-        if let Err(e) = units::report(state, &u.id, &r, true).await {
+        if let Err(e) = units.report(&u.id, &r, Reporter::Tracker).await {
             tracing::debug!(unit_id = %u.id, error = %e.message, "simulated unit report refused");
         }
     }
@@ -168,19 +164,17 @@ async fn follow(state: &AppState, plan: &PlanView) -> Result<()> {
 
 /// Runs the simulated units until the process ends: a look every simulated minute (at most
 /// every quarter second, at least every five seconds of wall time).
-pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(units: Arc<Units>, clock: Clock) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let tick = state
-            .live
-            .clock()
+        let tick = clock
             .real_duration(Duration::minutes(1))
             .clamp(StdDuration::from_millis(250), StdDuration::from_secs(5));
         loop {
             tokio::time::sleep(tick).await;
-            let Some(plan) = state.units.plan() else {
+            let Some(plan) = units.current() else {
                 continue;
             };
-            if let Err(e) = follow(&state, &plan).await {
+            if let Err(e) = follow(&units, clock.now(), &plan).await {
                 tracing::warn!(error = %e, "simulated mobile units");
             }
         }
@@ -190,7 +184,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chargeops_api::units::{MoveView, Position, StayView};
+    use chargeops_services::units::{MoveView, Position, StayView};
 
     fn t(min: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).expect("t") + Duration::minutes(min)

@@ -156,7 +156,6 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
             queue: config.queue.clone(),
         });
         chargeops_api::robots::start(&state, config.robots());
-        chargeops_api::units::start(&state);
     } else {
         tracing::info!(
             "background tasks off (background_tasks = false): no fault detection, queue calling, robot dispatch or unit planning on this node"

@@ -18,6 +18,7 @@ pub mod network;
 pub mod ops;
 mod platform;
 pub mod queue;
+pub mod units;
 
 pub use caller::Caller;
 pub use duty::{Duties, Stop};
@@ -40,6 +41,8 @@ pub struct Services {
     pub ops: Arc<ops::Operations>,
     /// Staff accounts, sign-in sessions and API tokens.
     pub accounts: Arc<accounts::Accounts>,
+    /// Mobile units across the province and their relocation plan.
+    pub units: Arc<units::Units>,
 }
 
 /// What the background duties are configured with.
@@ -59,6 +62,7 @@ impl Services {
         let queue = queue::Queue::new(platform.clone(), forecasts.clone(), duties.clone());
         let ops = ops::Operations::new(platform.clone());
         let accounts = accounts::Accounts::new(platform.clone());
+        let units = units::Units::new(platform.clone(), forecasts.clone());
         Arc::new(Services {
             network: network::Network::new(platform.clone()),
             platform,
@@ -67,6 +71,7 @@ impl Services {
             queue,
             ops,
             accounts,
+            units,
         })
     }
 
@@ -75,5 +80,6 @@ impl Services {
         let DutiesConfig { ops, queue } = config;
         self.ops.start(&self.duties, ops);
         self.queue.start(&self.duties, queue);
+        self.units.start(&self.duties);
     }
 }
