@@ -8,6 +8,7 @@
 mod auth;
 pub mod cluster;
 mod connection;
+mod ctx;
 pub mod metrics;
 pub mod tls;
 mod v16;

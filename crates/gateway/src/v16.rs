@@ -1,7 +1,6 @@
 //! OCPP 1.6J: charger-initiated actions into the network model, and commands out of it.
 
 use chrono::SecondsFormat;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use chargeops_core::{
@@ -10,40 +9,7 @@ use chargeops_core::{
 };
 use chargeops_ocpp::{ErrorCode, v16};
 
-use crate::connection::{CallFailure, Ctx, internal, to_wh};
-
-/// A connector or EVSE number; the 1.6 schemas do not forbid negative ones, we do.
-pub(crate) fn index(value: i32, field: &str) -> Result<u32, CallFailure> {
-    u32::try_from(value).map_err(|_| {
-        (
-            ErrorCode::PropertyConstraintViolation,
-            format!("/{field}: must not be negative"),
-        )
-    })
-}
-
-/// Reads a validated payload into its typed message (a value the schema allows but the type
-/// cannot hold, like an integer beyond 32 bits, is a PropertyConstraintViolation).
-pub(crate) fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, CallFailure> {
-    chargeops_ocpp::from_payload(&payload).map_err(|e| (e.code, e.to_string()))
-}
-
-/// The wire spelling of a serde enum value.
-pub(crate) fn wire<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
-
-/// The platform's time as OCPP writes it (the demo's simulated time in the demo).
-pub(crate) fn now_rfc3339(ctx: &Ctx) -> String {
-    ctx.gw
-        .live
-        .now()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::ctx::{CallFailure, Ctx, energy_register, index, internal, now_rfc3339, parse, wire};
 
 fn map_status(raw: &str) -> ConnectorStatus {
     match raw {
@@ -228,15 +194,6 @@ async fn meter_values(ctx: &mut Ctx, req: v16::MeterValuesRequest) -> Result<Val
     };
     ctx.record_meter(&samples, energy).await?;
     Ok(json!({}))
-}
-
-/// The latest Energy.Active.Import.Register reading among the samples, in Wh.
-pub(crate) fn energy_register(samples: &[MeterSample]) -> Option<i64> {
-    samples
-        .iter()
-        .filter(|s| s.measurand == "Energy.Active.Import.Register" && s.phase.is_none())
-        .max_by_key(|s| s.at)
-        .map(|s| to_wh(s.value, s.unit.as_deref()))
 }
 
 fn samples(

@@ -9,8 +9,7 @@ use chargeops_core::{
 };
 use chargeops_ocpp::{ErrorCode, v201};
 
-use crate::connection::{CallFailure, Ctx, internal};
-use crate::v16::{energy_register, index, now_rfc3339, parse, wire};
+use crate::ctx::{CallFailure, Ctx, energy_register, index, internal, now_rfc3339, parse, wire};
 
 /// The internal status of a 2.0.1 connector: Occupied is `charging` while the EVSE's
 /// transaction is in chargingState Charging.
