@@ -35,36 +35,6 @@ const FIELD: &[Role] = &[Role::Admin, Role::Operator, Role::Dispatcher];
 // The bodies keep the names they always had: serde names a body's type in the message of a
 // body that is not an object ("expected struct Report").
 
-/// The body of `POST /mobile-units`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUnit {
-    id: String,
-    name: Option<String>,
-    kind: String,
-    guns: i64,
-    gun_kw: f64,
-    cars_per_hour: Option<f64>,
-    station_id: String,
-    /// Credentials for the unit's own tracker (`POST /mobile-units/{id}/track`).
-    tracker_password: Option<String>,
-}
-
-impl From<NewUnit> for service::NewUnit {
-    fn from(b: NewUnit) -> Self {
-        service::NewUnit {
-            id: b.id,
-            name: b.name,
-            kind: b.kind,
-            guns: b.guns,
-            gun_kw: b.gun_kw,
-            cars_per_hour: b.cars_per_hour,
-            station_id: b.station_id,
-            tracker_password: b.tracker_password,
-        }
-    }
-}
-
 /// The body of a report, from staff or a tracker.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,8 +77,8 @@ pub(crate) async fn create_unit(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<UnitView>)> {
     caller.require_write()?;
-    let new: NewUnit = body(&bytes)?;
-    let unit = state.services.units.create(new.into(), &caller).await?;
+    let new: service::NewUnit = body(&bytes)?;
+    let unit = state.services.units.create(new, &caller).await?;
     Ok((StatusCode::CREATED, Json(unit)))
 }
 

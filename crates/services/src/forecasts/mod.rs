@@ -461,17 +461,8 @@ impl Forecasts {
     }
 }
 
-pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, lo1, la2, lo2) = (
-        a.0.to_radians(),
-        a.1.to_radians(),
-        b.0.to_radians(),
-        b.1.to_radians(),
-    );
-    let h = ((la2 - la1) / 2.0).sin().powi(2)
-        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
-    2.0 * 6371.0 * h.sqrt().asin()
-}
+/// Great-circle distance, km, between two (lat, lon) points.
+pub use chargeops_dispatch::province::great_circle_km as haversine_km;
 
 /// The fitted forecast's arrivals per hour at station `id`, averaged over the next `minutes`
 /// (each forecast hour weighted by how much of it the window covers): what fills the queue

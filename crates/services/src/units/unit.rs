@@ -113,8 +113,9 @@ pub fn default_cars_per_hour(guns: u32, gun_kw: f64) -> f64 {
 }
 
 /// A unit as staff ask to add it, every field as given: [`super::Units::create`] checks them
-/// in this order and names the first that is wrong.
-#[derive(Debug, Clone)]
+/// in this order and names the first that is wrong. Also the body of `POST /mobile-units`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewUnit {
     pub id: String,
     /// The id when not given.
