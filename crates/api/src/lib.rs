@@ -10,7 +10,7 @@ mod error;
 pub mod forecast;
 mod ops;
 pub mod queue;
-pub mod robots;
+mod robots;
 mod routes;
 mod units;
 mod web;
@@ -41,8 +41,6 @@ pub struct AppState {
     /// The application services the handlers call.
     pub services: Arc<Services>,
     pub started: Instant,
-    /// Live robot lots: layouts, robots, cars.
-    pub robots: robots::RobotsState,
 }
 
 impl AppState {
@@ -54,7 +52,6 @@ impl AppState {
             gateway: p.gateway.clone(),
             services,
             started: Instant::now(),
-            robots: robots::RobotsState::default(),
         })
     }
 }

@@ -263,7 +263,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/v1/map/config", get(map_config))
         .route("/api/v1/network/summary", get(network_summary))
         .route("/api/v1/stations/{id}/history", get(station_history))
-        .route("/api/v1/lots", get(list_lots))
+        .route("/api/v1/lots", get(crate::robots::list_lots))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token));
     Router::new()
         .route("/", get(index))
@@ -285,20 +285,6 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 async fn map_config() -> Json<serde_json::Value> {
     Json(json!({ "tile_url": tile_url() }))
-}
-
-/// The stations that have a robot lot, from the store's `lot` documents (one a lot, written
-/// when it is set up, removed with it), so the station panel can link a lot page without
-/// asking every station it opens for a lot it most likely does not have.
-async fn list_lots(State(state): State<Arc<AppState>>) -> ApiResult<Json<serde_json::Value>> {
-    let stations: Vec<String> = state
-        .store
-        .list_documents("lot")
-        .await?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    Ok(Json(json!({ "stations": stations })))
 }
 
 // ---------------------------------------------------------------------------------------------

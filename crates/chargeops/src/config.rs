@@ -106,7 +106,7 @@ impl Default for Config {
             ykc_tariff: TariffSpec::default(),
             ops: chargeops_ops::OpsConfig::default(),
             queue: chargeops_queue::QueueConfig::default(),
-            robot_timeout_secs: chargeops_api::robots::RobotsConfig::default().timeout_secs,
+            robot_timeout_secs: chargeops_services::lots::LotsConfig::default().timeout_secs,
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
@@ -428,8 +428,8 @@ impl Config {
     }
 
     /// The robot lots' task settings.
-    pub fn robots(&self) -> chargeops_api::robots::RobotsConfig {
-        chargeops_api::robots::RobotsConfig {
+    pub fn lots(&self) -> chargeops_services::lots::LotsConfig {
+        chargeops_services::lots::LotsConfig {
             timeout_secs: self.robot_timeout_secs,
             ..Default::default()
         }

@@ -154,8 +154,8 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
         state.services.start(chargeops_services::DutiesConfig {
             ops: config.ops.clone(),
             queue: config.queue.clone(),
+            lots: config.lots(),
         });
-        chargeops_api::robots::start(&state, config.robots());
     } else {
         tracing::info!(
             "background tasks off (background_tasks = false): no fault detection, queue calling, robot dispatch or unit planning on this node"

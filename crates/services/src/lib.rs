@@ -14,6 +14,7 @@ mod caller;
 pub mod duty;
 mod error;
 pub mod forecasts;
+pub mod lots;
 pub mod network;
 pub mod ops;
 mod platform;
@@ -43,6 +44,8 @@ pub struct Services {
     pub accounts: Arc<accounts::Accounts>,
     /// Mobile units across the province and their relocation plan.
     pub units: Arc<units::Units>,
+    /// Robot lots at the service areas: layouts, robots, cars.
+    pub lots: Arc<lots::Lots>,
 }
 
 /// What the background duties are configured with.
@@ -52,6 +55,8 @@ pub struct DutiesConfig {
     pub queue: chargeops_queue::QueueConfig,
     /// Fault detection, auto-dispatch and the demo's simulated crews.
     pub ops: chargeops_ops::OpsConfig,
+    /// The robot lots: robot timeout and tick.
+    pub lots: lots::LotsConfig,
 }
 
 impl Services {
@@ -63,6 +68,7 @@ impl Services {
         let ops = ops::Operations::new(platform.clone());
         let accounts = accounts::Accounts::new(platform.clone());
         let units = units::Units::new(platform.clone(), forecasts.clone());
+        let lots = lots::Lots::new(platform.clone());
         Arc::new(Services {
             network: network::Network::new(platform.clone()),
             platform,
@@ -72,14 +78,16 @@ impl Services {
             ops,
             accounts,
             units,
+            lots,
         })
     }
 
     /// Starts every service's background duties.
     pub fn start(&self, config: DutiesConfig) {
-        let DutiesConfig { ops, queue } = config;
+        let DutiesConfig { ops, queue, lots } = config;
         self.ops.start(&self.duties, ops);
         self.queue.start(&self.duties, queue);
         self.units.start(&self.duties);
+        self.lots.start(&self.duties, lots);
     }
 }

@@ -1,4 +1,4 @@
-//! The robots task: reads the event bus and ticks on wall time.
+//! The lots duty: reads the event bus and ticks on wall time.
 //!
 //! - A session starting on a robot's charge point: its car is charging.
 //! - A session stopping: its energy goes to the car (served, or back to waiting with the rest
@@ -6,8 +6,9 @@
 //! - Every tick (at most 2 s): silent robots go offline and give their car back, impatient
 //!   drivers leave, the dispatcher runs, and robot reports not stored yet are stored.
 //!
-//! Every change happens under the lots' lock, like the API's, so the two never interleave.
+//! Every change happens under the book's lock, like the callers', so the two never interleave.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,37 +18,19 @@ use chargeops_core::Event;
 use chargeops_dispatch::live::{CarState, Change, LiveLot, Reported, Task};
 use chargeops_store::SessionFilter;
 
-use crate::AppState;
+use super::{Lots, LotsConfig, settle};
 
-use super::{commit, ensure_loaded, flush, now_s, settle};
-
-/// The robots task's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RobotsConfig {
-    /// Seconds of platform time after which a robot that has not reported is offline.
-    pub timeout_secs: u64,
-    /// Wall-clock milliseconds between ticks; capped at 2 s, the dispatcher's promise.
-    pub tick_ms: u64,
-}
-
-impl Default for RobotsConfig {
-    fn default() -> Self {
-        RobotsConfig {
-            timeout_secs: chargeops_dispatch::live::DEFAULT_TIMEOUT_S as u64,
-            tick_ms: 1000,
-        }
-    }
-}
-
-pub(super) fn spawn(state: Arc<AppState>, config: RobotsConfig) -> tokio::task::JoinHandle<()> {
-    // Subscribe before returning, so no session after start is missed.
-    let events = state.live.subscribe();
+/// The duty's future; subscribed to the event bus before it returns, so no session after the
+/// start is missed.
+pub(super) fn run(lots: Arc<Lots>, config: LotsConfig) -> impl Future<Output = ()> + Send {
+    let events = lots.platform.events();
     // The bus carries every meter reading of the network: the reader only picks out robot
-    // sessions and never waits on the lots, so it keeps up however busy the network is; the
+    // sessions and never waits on the book, so it keeps up however busy the network is; the
     // worker applies them in order, between ticks.
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(read(state.clone(), events, tx));
-    tokio::spawn(run(state, config, rx))
+    async move {
+        tokio::join!(read(&lots, events, tx), work(&lots, &config, rx));
+    }
 }
 
 /// Ticks between checks of the lots against the stored sessions.
@@ -70,7 +53,7 @@ enum RobotSession {
 }
 
 async fn read(
-    state: Arc<AppState>,
+    lots: &Lots,
     mut events: tokio::sync::broadcast::Receiver<Event>,
     tx: tokio::sync::mpsc::UnboundedSender<RobotSession>,
 ) {
@@ -82,7 +65,7 @@ async fn read(
                 station_id,
                 id_tag,
                 ..
-            }) if state.robots.may_be_robot(&charger_id) => RobotSession::Started {
+            }) if lots.may_be_robot(&charger_id) => RobotSession::Started {
                 session_id,
                 charger_id,
                 station_id,
@@ -94,7 +77,7 @@ async fn read(
                 station_id,
                 energy_wh,
                 ..
-            }) if state.robots.may_be_robot(&charger_id) => RobotSession::Stopped {
+            }) if lots.may_be_robot(&charger_id) => RobotSession::Stopped {
                 session_id,
                 charger_id,
                 station_id,
@@ -104,7 +87,7 @@ async fn read(
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
-                    "robots task fell behind the event bus; robot sessions may be missed until robots report"
+                    "robot lots duty fell behind the event bus; robot sessions may be missed until robots report"
                 );
                 continue;
             }
@@ -116,32 +99,35 @@ async fn read(
     }
 }
 
-async fn run(
-    state: Arc<AppState>,
-    config: RobotsConfig,
+async fn work(
+    lots: &Lots,
+    config: &LotsConfig,
     mut sessions: tokio::sync::mpsc::UnboundedReceiver<RobotSession>,
 ) {
     {
-        let mut lots = state.robots.lots.lock().await;
-        if let Err(e) = ensure_loaded(&state, &mut lots).await {
+        let mut book = lots.book.lock().await;
+        if let Err(e) = lots.ensure_loaded(&mut book).await {
             tracing::warn!(error = %e.message, "robot lots not loaded yet; retrying on the next tick");
         }
     }
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms.clamp(10, 2000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tracing::info!(timeout_secs = config.timeout_secs, "robots task started");
+    tracing::info!(
+        timeout_secs = config.timeout_secs,
+        "robot lots duty started"
+    );
     let mut ticks = 0u64;
     loop {
         tokio::select! {
             session = sessions.recv() => match session {
                 Some(RobotSession::Started { session_id, charger_id, station_id, id_tag }) => {
-                    on_session(&state, &station_id, &charger_id, |l, now| {
+                    on_session(lots, &station_id, &charger_id, |l, now| {
                         l.session_started(&charger_id, session_id, id_tag.as_deref(), now)
                     })
                     .await;
                 }
                 Some(RobotSession::Stopped { session_id, charger_id, station_id, energy_wh }) => {
-                    on_session(&state, &station_id, &charger_id, |l, now| {
+                    on_session(lots, &station_id, &charger_id, |l, now| {
                         l.session_stopped(&charger_id, session_id, energy_wh, now)
                     })
                     .await;
@@ -149,10 +135,10 @@ async fn run(
                 None => break,
             },
             _ = tick.tick() => {
-                on_tick(&state).await;
+                on_tick(lots).await;
                 ticks += 1;
                 if ticks % RECONCILE_EVERY == 0 {
-                    reconcile(&state).await;
+                    reconcile(lots).await;
                 }
             }
         }
@@ -161,23 +147,23 @@ async fn run(
 
 /// Applies a session event to the lot of the station whose robot `charger` is, if any.
 async fn on_session(
-    state: &AppState,
+    lots: &Lots,
     station: &str,
     charger: &str,
     apply: impl FnOnce(&mut LiveLot, f64) -> Option<Change>,
 ) {
-    let mut lots = state.robots.lots.lock().await;
-    if let Err(e) = ensure_loaded(state, &mut lots).await {
+    let mut book = lots.book.lock().await;
+    if let Err(e) = lots.ensure_loaded(&mut book).await {
         tracing::warn!(error = %e.message, "robot lots not loaded; session event not applied");
         return;
     }
-    let Some(lot) = lots.by_station.get(station) else {
+    let Some(lot) = book.by_station.get(station) else {
         return;
     };
     if lot.robot(charger).is_none() {
         return;
     }
-    let now = now_s(state);
+    let now = lots.now_s();
     let mut next = lot.clone();
     let Some(change) = apply(&mut next, now) else {
         tracing::debug!(
@@ -188,43 +174,43 @@ async fn on_session(
         return;
     };
     let change = Change::merge(Some(change), next.dispatch(now));
-    if let Err(e) = commit(state, &mut lots, station, next, change).await {
+    if let Err(e) = lots.commit(&mut book, station, next, change).await {
         tracing::error!(robot = charger, station, error = %e.message, "robot session not applied to its lot");
     }
 }
 
-async fn on_tick(state: &AppState) {
-    let mut lots = state.robots.lots.lock().await;
-    if let Err(e) = ensure_loaded(state, &mut lots).await {
+async fn on_tick(lots: &Lots) {
+    let mut book = lots.book.lock().await;
+    if let Err(e) = lots.ensure_loaded(&mut book).await {
         tracing::warn!(error = %e.message, "robot lots not loaded yet");
         return;
     }
-    let now = now_s(state);
-    let timeout = state.robots.timeout_s();
-    let stations: Vec<String> = lots.by_station.keys().cloned().collect();
+    let now = lots.now_s();
+    let timeout = lots.timeout_s();
+    let stations: Vec<String> = book.by_station.keys().cloned().collect();
     for station in stations {
-        let Some(lot) = lots.by_station.get(&station) else {
+        let Some(lot) = book.by_station.get(&station) else {
             continue;
         };
         let mut next = lot.clone();
         let change = settle(&mut next, now, timeout);
-        if let Err(e) = commit(state, &mut lots, &station, next, change).await {
+        if let Err(e) = lots.commit(&mut book, &station, next, change).await {
             tracing::warn!(station = %station, error = %e.message, "robot lot tick not applied");
         }
     }
-    flush(state, &mut lots).await;
+    lots.flush(&mut book).await;
 }
 
 /// What the event bus may have lost, read back from the stored sessions: a car the lot thinks
 /// is charging from a robot that says it is not, or a robot standing at its car and saying it
 /// is idle. The sessions are the record (a charger's transaction is stored before it is
 /// acknowledged), so the lot catches up with them instead of waiting for ever.
-async fn reconcile(state: &AppState) {
+async fn reconcile(lots: &Lots) {
     // Candidates under the lock; the store is read without it.
     let candidates: Vec<(String, String, Option<i64>, f64)> = {
-        let lots = state.robots.lots.lock().await;
+        let book = lots.book.lock().await;
         let mut out = Vec::new();
-        for (station, l) in &lots.by_station {
+        for (station, l) in &book.by_station {
             for r in &l.robots {
                 let Task::Car { car } = &r.task else { continue };
                 let Some(c) = l.car(car) else { continue };
@@ -244,10 +230,10 @@ async fn reconcile(state: &AppState) {
     };
     for (station, robot, session_id, since_s) in candidates {
         let session = match session_id {
-            Some(id) => state.store.get_session(id).await,
+            Some(id) => lots.platform.store.get_session(id).await,
             None => {
                 let since = chrono::DateTime::from_timestamp_micros((since_s * 1e6) as i64);
-                state
+                lots.platform
                     .store
                     .list_sessions(&SessionFilter {
                         charger_id: Some(robot.clone()),
@@ -269,14 +255,14 @@ async fn reconcile(state: &AppState) {
         };
         if session_id.is_none() {
             let tag = session.id_tag.clone();
-            on_session(state, &station, &robot, |l, now| {
+            on_session(lots, &station, &robot, |l, now| {
                 l.session_started(&robot, session.id, tag.as_deref(), now)
             })
             .await;
         }
         if session.stopped_at.is_some() {
             tracing::info!(robot = %robot, station = %station, session_id = session.id, "robot session read back from the store");
-            on_session(state, &station, &robot, |l, now| {
+            on_session(lots, &station, &robot, |l, now| {
                 l.session_stopped(&robot, session.id, session.energy_wh, now)
             })
             .await;
@@ -295,8 +281,9 @@ mod tests {
     use chargeops_store::suite::{charger, start16, station, stop};
     use chargeops_store::{SqliteStore, Store};
 
-    use super::{now_s, reconcile};
-    use crate::AppState;
+    use super::reconcile;
+    use crate::Platform;
+    use crate::lots::Lots;
 
     /// A lot whose robot charged its car while the event bus lost both session events: the
     /// stored session brings the lot up to date.
@@ -313,11 +300,9 @@ mod tests {
         store.insert_charger(&robot).await.expect("charger");
         let live = Arc::new(Live::new());
         let gateway = Gateway::new(store.clone(), live.clone(), GatewayConfig::default());
-        let state = AppState::new(chargeops_services::Services::new(
-            chargeops_services::Platform::new(store.clone(), live, gateway),
-        ));
+        let lots = Lots::new(Platform::new(store.clone(), live, gateway));
 
-        let now = now_s(&state);
+        let now = lots.now_s();
         let lot = Lot::service_area(10);
         let dock = lot.dock;
         let bay = lot.bays[3];
@@ -352,30 +337,30 @@ mod tests {
         l.apply_report("R1", &report(bay.x, bay.y, Reported::Idle), now + 1.0)
             .expect("report");
         {
-            let mut lots = state.robots.lots.lock().await;
-            lots.loaded = true;
-            lots.by_station.insert("S1".to_owned(), l);
+            let mut book = lots.book.lock().await;
+            book.loaded = true;
+            book.by_station.insert("S1".to_owned(), l);
         }
         let mut start = start16("R1", 1, 0, 1_000);
-        start.started_at = state.live.now();
+        start.started_at = lots.platform.now();
         start.id_tag = Some("c0ffee".to_owned());
         let started = store.start_session(&start).await.expect("start");
         let mut end = stop(0, Some(21_000));
-        end.stopped_at = state.live.now();
+        end.stopped_at = lots.platform.now();
         store
             .stop_session(started.session.id, &end)
             .await
             .expect("stop");
 
-        reconcile(&state).await;
-        let lots = state.robots.lots.lock().await;
-        let car = lots.by_station["S1"].car("c0ffee").expect("car kept");
+        reconcile(&lots).await;
+        let book = lots.book.lock().await;
+        let car = book.by_station["S1"].car("c0ffee").expect("car kept");
         assert_eq!(
             car.state,
             chargeops_dispatch::live::CarState::Served,
             "{car:?}"
         );
-        drop(lots);
+        drop(book);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
