@@ -73,3 +73,13 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(
                 (f"chargeops log tail (port {server.port}, {server.log_path})", server.log_tail(80))
             )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The answers that differed from the OpenAPI document, when only collected."""
+    from openapi_check import DEVIATIONS
+
+    if DEVIATIONS:
+        terminalreporter.section("answers that differ from the OpenAPI document")
+        for line in sorted(set(DEVIATIONS)):
+            terminalreporter.line(line)

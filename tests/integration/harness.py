@@ -28,6 +28,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.protocol import State
 
+import openapi_check
+
+openapi_check.install()
+
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("CHARGEOPS_BIN", REPO / "target" / "debug" / "chargeops"))
 

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use chargeops_core::CommandError;
 use chargeops_store::{ErrorKind, StoreError};
@@ -66,9 +65,21 @@ pub fn basic_unauthorized(message: &'static str) -> Response {
     resp
 }
 
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Stable, for programs: `bad_request`, `not_found`, `conflict`, `queue_full`, ...
+    code: &'static str,
+    /// For people.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "code": self.code, "message": self.message }));
+        let body = Json(ErrorBody {
+            code: self.code,
+            message: self.message,
+        });
         let mut resp = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -20,7 +20,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{delete, get, post, put};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use chargeops_core::Live;
 use chargeops_gateway::Gateway;
@@ -30,9 +32,6 @@ use chargeops_store::Store;
 pub use chargeops_services::Caller;
 pub use chargeops_services::accounts::bootstrap_admin_token;
 pub use error::ApiError;
-
-/// The OpenAPI 3 description of this API, kept beside the routes it documents.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -58,88 +57,89 @@ impl AppState {
 
 /// Every HTTP route; the gateway's `/ocpp/{id}` router is merged beside it by the binary.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
-        .route(
-            "/stations",
-            get(routes::list_stations).post(routes::create_station),
-        )
-        .route("/stations/{id}", get(routes::get_station))
-        .route("/stations/{id}/waiting", put(routes::set_waiting))
-        .route(
-            "/chargers",
-            get(routes::list_chargers).post(routes::create_charger),
-        )
-        .route("/chargers/{id}", get(routes::get_charger))
-        .route("/chargers/{id}/accept", post(routes::accept_charger))
-        .route("/chargers/{id}/reject", post(routes::reject_charger))
-        .route("/chargers/{id}/commands/{command}", post(routes::command))
-        .route("/sessions", get(routes::list_sessions))
-        .route("/sessions/{id}", get(routes::get_session))
-        .route(
-            "/id-tags",
-            get(routes::list_id_tags).post(routes::upsert_id_tag),
-        )
-        .route("/id-tags/{tag}", delete(routes::delete_id_tag))
-        .route("/events", get(routes::events))
-        .route("/stations/{id}/forecast", get(forecast::station_forecast))
-        .route("/stations/{id}/best-time", get(forecast::best_time))
-        .route("/stations/{id}/plan", get(forecast::station_plan))
-        .route("/forecast/warnings", get(forecast::warnings))
-        .route("/forecast/map", get(forecast::map_forecast))
-        .route("/cases", get(ops::list_cases).post(ops::create_case))
-        .route("/cases/stats", get(ops::case_stats))
-        .route("/cases/stats.csv", get(ops::case_stats_csv))
-        .route("/cases/{id}", get(ops::get_case))
-        .route("/cases/{id}/actions/{action}", post(ops::case_action))
-        .route("/cases/{id}/proposals", get(ops::proposals))
-        .route("/cases/{id}/remote/{command}", post(ops::remote))
-        .route("/crews", get(ops::list_crews).post(ops::upsert_crew))
-        .route("/faq", get(ops::faq))
-        .route("/tokens", post(ops::create_token))
-        .route("/me", get(ops::me))
-        .route("/audit", get(ops::list_audit))
-        .route(
-            "/stations/{id}/lot",
-            get(robots::get_lot)
-                .put(robots::put_lot)
-                .delete(robots::delete_lot),
-        )
-        .route("/stations/{id}/lot/assign", post(robots::assign))
-        .route("/stations/{id}/lot/release", post(robots::release))
-        .route(
-            "/mobile-units",
-            get(units::list_units).post(units::create_unit),
-        )
-        .route(
-            "/mobile-units/plan",
-            get(units::get_plan).post(units::post_plan),
-        )
-        .route("/mobile-units/{id}", delete(units::delete_unit))
-        .route("/mobile-units/{id}/report", post(units::report_unit))
-        .route("/mobile-units/{id}/tracker", put(units::set_tracker))
-        .route("/accounts", get(accounts::list).post(accounts::create))
-        .route("/accounts/{login}", delete(accounts::delete))
-        .route("/accounts/{login}/password", post(accounts::set_password))
-        .route("/logout", post(accounts::logout))
+    let (router, mut doc) = app(state.clone()).split_for_parts();
+    routes::add_common_responses(&mut doc);
+    let doc = routes::OpenApiJson::new(&doc);
+    router
+        .layer(axum::Extension(doc))
+        .fallback(routes::not_found)
+        .with_state(state)
+}
+
+/// The OpenAPI 3.1 document of every route [`router`] serves, generated from the handlers'
+/// own request and response types.
+pub fn openapi(state: Arc<AppState>) -> utoipa::openapi::OpenApi {
+    let mut doc = app(state).into_openapi();
+    routes::add_common_responses(&mut doc);
+    doc
+}
+
+/// The routes and their documentation, from one table.
+fn app(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(routes::list_stations, routes::create_station))
+        .routes(routes!(routes::get_station))
+        .routes(routes!(routes::set_waiting))
+        .routes(routes!(routes::list_chargers, routes::create_charger))
+        .routes(routes!(routes::get_charger))
+        .routes(routes!(routes::accept_charger))
+        .routes(routes!(routes::reject_charger))
+        .routes(routes!(routes::command))
+        .routes(routes!(routes::list_sessions))
+        .routes(routes!(routes::get_session))
+        .routes(routes!(routes::list_id_tags, routes::upsert_id_tag))
+        .routes(routes!(routes::delete_id_tag))
+        .routes(routes!(routes::events))
+        .routes(routes!(forecast::station_forecast))
+        .routes(routes!(forecast::best_time))
+        .routes(routes!(forecast::station_plan))
+        .routes(routes!(forecast::warnings))
+        .routes(routes!(forecast::map_forecast))
+        .routes(routes!(ops::list_cases, ops::create_case))
+        .routes(routes!(ops::case_stats))
+        .routes(routes!(ops::case_stats_csv))
+        .routes(routes!(ops::get_case))
+        .routes(routes!(ops::case_action))
+        .routes(routes!(ops::proposals))
+        .routes(routes!(ops::remote))
+        .routes(routes!(ops::list_crews, ops::upsert_crew))
+        .routes(routes!(ops::faq))
+        .routes(routes!(ops::create_token))
+        .routes(routes!(ops::me))
+        .routes(routes!(ops::list_audit))
+        .routes(routes!(
+            robots::get_lot,
+            robots::put_lot,
+            robots::delete_lot
+        ))
+        .routes(routes!(robots::assign))
+        .routes(routes!(robots::release))
+        .routes(routes!(units::list_units, units::create_unit))
+        .routes(routes!(units::get_plan, units::post_plan))
+        .routes(routes!(units::delete_unit))
+        .routes(routes!(units::report_unit))
+        .routes(routes!(units::set_tracker))
+        .routes(routes!(accounts::list, accounts::create))
+        .routes(routes!(accounts::delete))
+        .routes(routes!(accounts::set_password))
+        .routes(routes!(accounts::logout))
         // Inside the token check, so every change is audited with who asked for it.
         .route_layer(middleware::from_fn_with_state(state.clone(), ops::audit))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
-        .route("/openapi.json", get(routes::openapi))
-        .route("/login", post(accounts::login))
-        .route("/public/stations/{id}/best-time", get(forecast::best_time));
-    Router::new()
+        .routes(routes!(routes::openapi))
+        .routes(routes!(accounts::login))
+        .routes(routes!(forecast::public_best_time));
+    OpenApiRouter::with_openapi(routes::ApiDoc::openapi())
         .nest("/api/v1", api)
-        .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
-        .merge(web::router(state.clone()))
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::metrics))
+        .merge(web::router(state))
         .merge(queue::router())
         .merge(robots::router())
-        .route("/api/v1/mobile-units/{id}/track", post(units::track_unit))
-        .fallback(routes::not_found)
-        .with_state(state)
+        .routes(routes!(units::track_unit))
 }
 
 /// Every `/api/v1` path the router serves, for checking the OpenAPI document against it.
@@ -219,21 +219,67 @@ pub const API_PATHS: &[&str] = &[
 mod tests {
     use super::*;
 
-    #[test]
-    fn openapi_lists_every_path() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-        assert_eq!(
-            doc["openapi"].as_str().map(|v| v.starts_with("3.")),
-            Some(true)
-        );
+    fn state() -> (Arc<AppState>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "chargeops-openapi-{}",
+            chargeops_core::secret::random_hex(6)
+        ));
+        let store: Arc<dyn Store> =
+            Arc::new(chargeops_store::SqliteStore::open_dir(&dir).expect("store"));
+        let live = Arc::new(Live::new());
+        let gateway = Gateway::new(store.clone(), live.clone(), Default::default());
+        let platform = chargeops_services::Platform::new(store, live, gateway);
+        (AppState::new(Services::new(platform)), dir)
+    }
+
+    /// The document is generated from the same table as the router: every path is there, each
+    /// operation answers with a body schema, and every schema it names is in the document.
+    #[tokio::test]
+    async fn openapi_documents_every_route_with_its_bodies() {
+        let (state, dir) = state();
+        let doc = serde_json::to_value(openapi(state)).expect("document");
+        assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().expect("paths object");
         for p in API_PATHS {
-            assert!(paths.contains_key(*p), "openapi.json lacks {p}");
+            assert!(paths.contains_key(*p), "the document lacks {p}");
         }
         assert_eq!(
             paths.len(),
             API_PATHS.len(),
-            "openapi.json documents a path the router lacks"
+            "a documented path is missing from API_PATHS: {:?}",
+            paths.keys().collect::<Vec<_>>()
         );
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let text = doc.to_string();
+        for name in text
+            .split("\"#/components/schemas/")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+        {
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referenced, not defined"
+            );
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().expect("operations") {
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+                let ok = op["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .iter()
+                    .find(|(status, _)| status.starts_with('2'))
+                    .unwrap_or_else(|| panic!("{method} {path} documents no success"));
+                if ok.0 != "204" {
+                    assert!(
+                        ok.1["content"].as_object().is_some_and(|c| !c.is_empty()),
+                        "{method} {path} documents no response body"
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -16,7 +16,6 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use chargeops_core::CommandReply;
 use chargeops_ops::faq::FaqEntry;
@@ -28,10 +27,31 @@ use chargeops_services::ops::{
 
 pub(crate) use audit::audit;
 
+use crate::error::ErrorBody;
 use crate::{AppState, Caller};
 
 use crate::error::{ApiResult, body, query};
 
+#[utoipa::path(
+    get,
+    path = "/cases",
+    tag = "operations",
+    summary = "Cases, newest first. A crew token sees only its crew's orders. Case: `id`, `kind` (faulted, offline, stuck_session, meter_anomaly, command_failures, reboot_loop, hotline), `state` (new, assigned, en_route, on_site, resolved, verified, closed), `source`, `category`, `priority`, `station_id`, `charger_id`, `connector_id`, `title`, `description`, `error_code`, `caller_phone` (masked for crew and viewer), `crew_id`, `opened_at`, `state_since`, `last_seen_at`, `sla_due_at`, `sla_left_min`, `sla_breached`, `resolved_at`, `closed_at`, `reopened`, `resolution_note`, `parts_used`",
+    params(
+        ("charger" = Option<String>, Query, description = "charger id"),
+        ("station" = Option<String>, Query, description = "station id"),
+        ("crew" = Option<String>, Query, description = "crew id"),
+        ("state" = Option<String>, Query, description = "open, closed or all (default all) One of `open`, `closed`, `all`."),
+        ("kind" = Option<String>, Query, description = "case kind"),
+        ("limit" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, description = "cases", body = Vec<CaseView>),
+        (status = 400, description = "bad filter", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_cases(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -41,6 +61,20 @@ pub(crate) async fn list_cases(
     Ok(Json(state.services.ops.list(&caller, q).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cases/{id}",
+    tag = "operations",
+    summary = "One case with its `timeline` (`at`, `actor`, `action`, `state`, `detail`)",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "case", body = CaseView),
+        (status = 400, description = "bad id", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn get_case(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -51,6 +85,21 @@ pub(crate) async fn get_case(
 }
 
 /// A call that joins an open case answers 200, a new case 201.
+#[utoipa::path(
+    post,
+    path = "/cases",
+    tag = "operations",
+    summary = "Open a hotline case (agent, dispatcher, operator, admin): `station_id`, optional `charger_id` and `connector_id`, `category` (fault, station_question, business_question), `caller_phone`, `description` (at most 4096 bytes). A fault call about a charger with an open detected case joins it (200, `merged: true`).",
+    request_body = NewCall,
+    responses(
+        (status = 200, description = "merged into an open case", body = CaseView),
+        (status = 201, description = "case opened", body = CaseView),
+        (status = 400, description = "bad input (code too_long for an oversized description)", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+        (status = 404, description = "unknown station or charger", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn create_case(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -67,6 +116,22 @@ pub(crate) async fn create_case(
     Ok((status, Json(view)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/cases/{id}/actions/{action}",
+    tag = "operations",
+    summary = "Change a case: `assign` (`crew_id`; dispatcher, operator, admin), `accept`, `en_route`, `on_site`, `resolve` (`note`, `parts`; the assigned crew or a manager), `close` (`note`; managers, or an agent for a question), `reopen` (managers), `note` (`note`)",
+    params(("id" = String, Path), ("action" = String, Path)),
+    request_body = ActionInput,
+    responses(
+        (status = 200, description = "the changed case", body = CaseView),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+        (status = 404, description = "unknown case, crew or action", body = ErrorBody),
+        (status = 409, description = "not allowed in the case's state (invalid_transition)", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn case_action(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -79,6 +144,19 @@ pub(crate) async fn case_action(
     Ok(Json(state.services.ops.act(&caller, id, action).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cases/{id}/proposals",
+    tag = "operations",
+    summary = "Crews ranked for a case (skills, shift, road travel time, open orders), best first; `proposed` is the first (dispatcher, operator, admin)",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "proposals", body = Proposals),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn proposals(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -90,6 +168,24 @@ pub(crate) async fn proposals(
 }
 
 /// `POST /cases/{id}/remote/{command}`: reset or unlock on the case's charger.
+#[utoipa::path(
+    post,
+    path = "/cases/{id}/remote/{command}",
+    tag = "operations",
+    summary = "A remote action on the case's charger through the OCPP command path: `reset` (`hard`) or `unlock-connector` (`connector_id`, default the case's); the assigned crew, operators, admins. Recorded in the timeline.",
+    params(("id" = String, Path), ("command" = String, Path)),
+    request_body = RemoteInput,
+    responses(
+        (status = 200, description = "the charger's answer", body = CommandReply),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+        (status = 404, description = "unknown case or command", body = ErrorBody),
+        (status = 409, description = "charger offline or case closed", body = ErrorBody),
+        (status = 502, description = "charger error", body = ErrorBody),
+        (status = 504, description = "no answer in time", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn remote(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -104,6 +200,17 @@ pub(crate) async fn remote(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cases/stats",
+    tag = "operations",
+    summary = "Case statistics per station and per kind: cases, open, closed, sla_breached, reopened, mean_time_to_repair_min",
+    responses(
+        (status = 200, description = "rows", body = Vec<stats::Row>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn case_stats(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -111,6 +218,17 @@ pub(crate) async fn case_stats(
     Ok(Json(state.services.ops.stats(&caller).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cases/stats.csv",
+    tag = "operations",
+    summary = "The same statistics as CSV",
+    responses(
+        (status = 200, description = "CSV", content_type = "text/csv", body = String),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn case_stats_csv(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -129,10 +247,34 @@ pub(crate) async fn case_stats_csv(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/crews",
+    tag = "operations",
+    summary = "Field crews: `id`, `name`, `skills`, `lat`, `lon`, `shift_start_hour`, `shift_end_hour` (China Standard Time), `speed_kmh`, `phone`, `simulated`",
+    responses(
+        (status = 200, description = "crews", body = Vec<Crew>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_crews(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Crew>>> {
     Ok(Json(state.services.ops.crews().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/crews",
+    tag = "operations",
+    summary = "Create or update a crew (dispatcher, operator, admin)",
+    request_body = Crew,
+    responses(
+        (status = 201, description = "crew", body = Crew),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn upsert_crew(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -149,6 +291,19 @@ pub(crate) struct FaqQuery {
     q: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/faq",
+    tag = "operations",
+    summary = "Hotline answers matching every word of `q` (all when empty), best first",
+    params(("q" = Option<String>, Query, description = "search words")),
+    responses(
+        (status = 200, description = "entries", body = Vec<FaqEntry>),
+        (status = 400, description = "q too long", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn faq(
     State(state): State<Arc<AppState>>,
     q: Result<Query<FaqQuery>, QueryRejection>,
@@ -159,6 +314,20 @@ pub(crate) async fn faq(
 }
 
 /// An admin makes a token for one person; it is shown once and stored as a digest.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "operations",
+    summary = "Make a token for one person (admin): `name`, `role` (admin, operator, viewer, agent, dispatcher, crew), `crew_id` for a crew token. The token is in the answer once and stored only as a digest.",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "token", body = IssuedToken),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+        (status = 404, description = "unknown crew", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn create_token(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -170,8 +339,31 @@ pub(crate) async fn create_token(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-pub(crate) async fn me(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "name": caller.name, "role": caller.role.as_str(), "crew_id": caller.crew_id }))
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "operations",
+    summary = "The calling token's `name`, `role` and `crew_id`",
+    responses(
+        (status = 200, description = "caller", body = Me),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn me(Extension(caller): Extension<Caller>) -> Json<Me> {
+    Json(Me {
+        role: caller.role.as_str(),
+        name: caller.name,
+        crew_id: caller.crew_id,
+    })
+}
+
+/// Who the caller's token is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Me {
+    name: String,
+    role: &'static str,
+    crew_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +371,18 @@ pub(crate) struct AuditQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "operations",
+    summary = "The audit log, newest first (admin): every change requested through the API, allowed or refused: `at`, `actor`, `role`, `action` (method and path), `status`, `detail`",
+    params(("limit" = Option<i64>, Query)),
+    responses(
+        (status = 200, description = "entries", body = Vec<AuditEntry>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "this token's role may not do that", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_audit(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

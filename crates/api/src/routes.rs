@@ -27,30 +27,56 @@ use chargeops_services::network::{
     StationView,
 };
 
-use crate::{ApiError, AppState, Caller, OPENAPI};
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState, Caller};
 
 use crate::error::{ApiResult, body, query};
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "platform",
+    summary = "Health",
+    responses(
+        (status = 200, description = "healthy", body = Health),
+        (status = 503, description = "store unavailable", body = Health),
+    ),
+    security(()),
+)]
 pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     // Healthy means the store answers; a wedged database must show here.
     match state.store.count_tokens().await {
-        Ok(_) => Json(json!({
-            "status": "ok",
-            "uptime_s": state.started.elapsed().as_secs(),
-            "chargers_online": state.gateway.metrics.connections_open.get(),
-        }))
+        Ok(_) => Json(Health {
+            status: "ok",
+            uptime_s: Some(state.started.elapsed().as_secs()),
+            chargers_online: Some(state.gateway.metrics.connections_open.get()),
+        })
         .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: store unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "store_unavailable" })),
+                Json(Health {
+                    status: "store_unavailable",
+                    uptime_s: None,
+                    chargers_online: None,
+                }),
             )
                 .into_response()
         }
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "platform",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "text exposition format", content_type = "text/plain", body = String),
+    ),
+    security(()),
+)]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     // A registry a scrape: the gateway's metrics are shared into it, the platform's are read now.
     let mut registry = Registry::default();
@@ -120,8 +146,144 @@ fn count_of(c: &StatusCounts, s: chargeops_core::ConnectorStatus) -> u64 {
     }
 }
 
-pub(crate) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "platform",
+    summary = "This document",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object)),
+    security(()),
+)]
+pub(crate) async fn openapi(Extension(doc): Extension<OpenApiJson>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.to_string(),
+    )
+        .into_response()
+}
+
+/// The document's frame: what the generated paths and schemas are put in.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "chargeops API",
+        version = "1",
+        description = "One platform for a whole EV charging network. OCPP chargers connect at ws://HOST:PORT/ocpp/{chargerId} (subprotocols ocpp1.6, ocpp2.0.1; HTTP Basic auth, security profile 1); YKC chargers on the YKC port. Errors answer `{code, message}`."
+    ),
+    security(("bearer" = [])),
+    modifiers(&SecuritySchemes),
+    components(schemas(crate::error::ErrorBody))
+)]
+pub(crate) struct ApiDoc;
+
+/// The ways a caller proves who it is: a bearer token (staff, partners), HTTP Basic for a
+/// robot (its charger's OCPP credentials) and for a mobile unit's tracker.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        let basic = |what: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(what))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "robot",
+            basic("A charging robot: its charger id and OCPP password."),
+        );
+        components.add_security_scheme(
+            "unit_tracker",
+            basic("A mobile unit's own tracker: the unit id and its tracker password."),
+        );
+    }
+}
+
+/// What every operation may answer besides its own responses: 400 for a bad parameter or body,
+/// 401 for missing or wrong credentials (except where none are ever read), 500 and 503 from our
+/// side. Added once here rather than repeated on each handler.
+pub(crate) fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    /// Paths that never read credentials.
+    const OPEN: &[&str] = &[
+        "/healthz",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/api/v1/public/stations",
+        "/api/v1/public/stations/{id}/best-time",
+        "/api/v1/public/stations/{id}/card",
+    ];
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let takes_input =
+                op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let answers = &mut op.responses.responses;
+            let mut add = |status: &str, what: &str| {
+                answers
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(what).into());
+            };
+            if takes_input {
+                add("400", "a bad parameter or body");
+            }
+            if !OPEN.contains(&path.as_str()) {
+                add("401", "missing or wrong credentials");
+            }
+            add("500", "something failed on our side");
+            add("503", "the store is unavailable; try again");
+        }
+    }
+}
+
+/// The generated document, serialised once when the router is built.
+#[derive(Clone)]
+pub(crate) struct OpenApiJson(Arc<str>);
+
+impl OpenApiJson {
+    pub(crate) fn new(doc: &utoipa::openapi::OpenApi) -> Self {
+        let text = doc
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        OpenApiJson(text.into())
+    }
+}
+
+/// `/healthz`: whether the store answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok`, or `store_unavailable` (with 503).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uptime_s: Option<u64>,
+    /// Open charger connections on this node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chargers_online: Option<u64>,
 }
 
 pub(crate) async fn not_found() -> ApiError {
@@ -130,12 +292,34 @@ pub(crate) async fn not_found() -> ApiError {
 
 // Stations.
 
+#[utoipa::path(
+    get,
+    path = "/stations",
+    tag = "network",
+    summary = "List stations with connector counts by status",
+    responses(
+        (status = 200, description = "stations", body = Vec<StationView>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_stations(
     State(state): State<Arc<AppState>>,
 ) -> ApiResult<Json<Vec<StationView>>> {
     Ok(Json(state.services.network.stations().await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/stations/{id}",
+    tag = "network",
+    summary = "One station",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "station", body = StationView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn get_station(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -143,13 +327,28 @@ pub(crate) async fn get_station(
     Ok(Json(state.services.network.station(&id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Waiting {
     waiting: u64,
 }
 
 /// Cars seen waiting at a station, from a queue sensor at the entrance or staff counting.
+#[utoipa::path(
+    put,
+    path = "/stations/{id}/waiting",
+    tag = "network",
+    summary = "Set the number of cars seen waiting at a station (a queue sensor, or staff counting); published as a queue_changed event",
+    params(("id" = String, Path)),
+    request_body = Waiting,
+    responses(
+        (status = 200, description = "the station", body = StationView),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn set_waiting(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -163,6 +362,19 @@ pub(crate) async fn set_waiting(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/stations",
+    tag = "network",
+    summary = "Create or update a station",
+    request_body = NewStation,
+    responses(
+        (status = 201, description = "saved", body = StationView),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn create_station(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -181,6 +393,17 @@ pub(crate) struct ChargerQuery {
     station: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/chargers",
+    tag = "network",
+    summary = "List chargers",
+    params(("station" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "chargers", body = Vec<ChargerView>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_chargers(
     State(state): State<Arc<AppState>>,
     q: Result<Query<ChargerQuery>, QueryRejection>,
@@ -195,6 +418,18 @@ pub(crate) async fn list_chargers(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chargers/{id}",
+    tag = "network",
+    summary = "One charger with its connectors",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "charger", body = ChargerView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn get_charger(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -202,6 +437,21 @@ pub(crate) async fn get_charger(
     Ok(Json(state.services.network.charger(&id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/chargers",
+    tag = "network",
+    summary = "Register a charger",
+    request_body = NewCharger,
+    responses(
+        (status = 201, description = "registered", body = ChargerView),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 409, description = "conflict (exists, or charger offline)", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn create_charger(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -230,6 +480,19 @@ async fn set_registration(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/chargers/{id}/accept",
+    tag = "network",
+    summary = "Accept a pending charger",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "charger", body = ChargerView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn accept_charger(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -238,6 +501,19 @@ pub(crate) async fn accept_charger(
     set_registration(&state, &caller, &id, Registration::Accepted).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/chargers/{id}/reject",
+    tag = "network",
+    summary = "Reject a charger (its boots are answered Rejected)",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "charger", body = ChargerView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn reject_charger(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -248,6 +524,28 @@ pub(crate) async fn reject_charger(
 
 // Commands.
 
+#[utoipa::path(
+    post,
+    path = "/chargers/{id}/commands/{command}",
+    tag = "network",
+    summary = "Send a command to a charger and return its answer",
+    description = "Commands: remote-start (connector_id, id_tag, evse_id), remote-stop (session_id), change-availability (connector_id, available), reset (hard), unlock-connector (connector_id), trigger (message, connector_id), get-configuration (keys), set-configuration (key, value), clear-cache, get-base-report (report_base; OCPP 2.0.1), reserve-now (connector_id or evse_id, 0 for the charger as a whole; id_tag; expires_in_s or expiry, within a day; optional reservation_id, chosen when left out and returned as `reservation_id`), cancel-reservation (reservation_id). reserve-now answers the charger's status: Accepted, Faulted, Occupied, Rejected or Unavailable; 400 for a connector the charger has never reported, `not_supported` for YKC chargers. Mapped to the charger's OCPP version.",
+    params(
+        ("id" = String, Path),
+        ("command" = String, Path, description = "One of `remote-start`, `remote-stop`, `change-availability`, `reset`, `unlock-connector`, `trigger`, `get-configuration`, `set-configuration`, `clear-cache`, `get-base-report`, `reserve-now`, `cancel-reservation`."),
+    ),
+    request_body = CommandBody,
+    responses(
+        (status = 200, description = "the charger's answer", body = CommandAnswer),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 409, description = "conflict (exists, or charger offline)", body = ErrorBody),
+        (status = 502, description = "charger answered with an error", body = ErrorBody),
+        (status = 504, description = "charger did not answer in time", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn command(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -262,6 +560,24 @@ pub(crate) async fn command(
 
 // Sessions.
 
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    tag = "network",
+    summary = "List sessions, newest first",
+    params(
+        ("charger" = Option<String>, Query),
+        ("station" = Option<String>, Query),
+        ("open" = Option<bool>, Query),
+        ("since" = Option<String>, Query, format = DateTime),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, description = "sessions", body = Vec<Session>),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_sessions(
     State(state): State<Arc<AppState>>,
     q: Result<Query<SessionQuery>, QueryRejection>,
@@ -270,6 +586,19 @@ pub(crate) async fn list_sessions(
     Ok(Json(state.services.network.sessions(q).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}",
+    tag = "network",
+    summary = "One session",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "session", body = Session),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn get_session(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -279,12 +608,35 @@ pub(crate) async fn get_session(
 
 // Id tags.
 
+#[utoipa::path(
+    get,
+    path = "/id-tags",
+    tag = "network",
+    summary = "The authorization list",
+    responses(
+        (status = 200, description = "id tags", body = Vec<IdTag>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_id_tags(
     State(state): State<Arc<AppState>>,
 ) -> ApiResult<Json<Vec<IdTag>>> {
     Ok(Json(state.services.network.id_tags().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/id-tags",
+    tag = "network",
+    summary = "Add or change an id tag",
+    request_body = NewIdTag,
+    responses(
+        (status = 201, description = "saved", body = IdTag),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn upsert_id_tag(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -296,6 +648,19 @@ pub(crate) async fn upsert_id_tag(
     Ok((StatusCode::CREATED, Json(tag)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/id-tags/{tag}",
+    tag = "network",
+    summary = "Remove an id tag",
+    params(("tag" = String, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "role may not do this", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn delete_id_tag(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -308,6 +673,16 @@ pub(crate) async fn delete_id_tag(
 
 // Live feed.
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "network",
+    summary = "Live feed (Server-Sent Events): status_changed, session_started, session_stopped, charger_online, charger_offline",
+    responses(
+        (status = 200, description = "event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {

@@ -14,14 +14,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Json, middleware};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use chargeops_services::network::{History, HistoryQuery, PublicQuery, Summary};
 
+use crate::error::ErrorBody;
 use crate::{ApiError, AppState, auth};
 
 use crate::error::{ApiResult, query};
@@ -258,14 +260,14 @@ async fn assets(Path(path): Path<String>, headers: HeaderMap) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Routes.
 
-pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    let with_token = Router::new()
-        .route("/api/v1/map/config", get(map_config))
-        .route("/api/v1/network/summary", get(network_summary))
-        .route("/api/v1/stations/{id}/history", get(station_history))
-        .route("/api/v1/lots", get(crate::robots::list_lots))
+pub(crate) fn router(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
+    let with_token = OpenApiRouter::new()
+        .routes(routes!(map_config))
+        .routes(routes!(network_summary))
+        .routes(routes!(station_history))
+        .routes(routes!(crate::robots::list_lots))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token));
-    Router::new()
+    OpenApiRouter::new()
         .route("/", get(index))
         .route("/driver", get(driver))
         .route("/plan", get(plan_page))
@@ -279,12 +281,31 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/login", get(login_page))
         .route("/favicon.ico", get(favicon))
         .route("/assets/{*path}", get(assets))
-        .route("/api/v1/public/stations", get(public_stations))
+        .routes(routes!(public_stations))
         .merge(with_token)
 }
 
-async fn map_config() -> Json<serde_json::Value> {
-    Json(json!({ "tile_url": tile_url() }))
+#[utoipa::path(
+    get,
+    path = "/api/v1/map/config",
+    tag = "map",
+    summary = "Configuration of the operations map (optional online tile layer)",
+    responses(
+        (status = 200, description = "map configuration", body = MapConfig),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
+async fn map_config() -> Json<MapConfig> {
+    Json(MapConfig {
+        tile_url: tile_url(),
+    })
+}
+
+/// What the operations map draws its base layer from.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct MapConfig {
+    /// A tile URL template (`{z}/{x}/{y}`), or null for the built-in outline map.
+    tile_url: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,6 +316,20 @@ struct SummaryQuery {
     since: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/network/summary",
+    tag = "map",
+    summary = "Network totals: stations, chargers connected, connectors by status, sessions and energy today",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "start of today (RFC 3339), e.g. the browser's local midnight; within the last 7 days. Default: the server's local midnight"),
+    ),
+    responses(
+        (status = 200, description = "totals", body = Summary),
+        (status = 400, description = "bad since", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
 async fn network_summary(
     State(state): State<Arc<AppState>>,
     q: Result<Query<SummaryQuery>, QueryRejection>,
@@ -303,6 +338,23 @@ async fn network_summary(
     Ok(Json(state.services.network.summary(q.since).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/stations/{id}/history",
+    tag = "map",
+    summary = "Busy connectors of a station over the last hours, in buckets, from the status history",
+    params(
+        ("id" = String, Path),
+        ("hours" = Option<i64>, Query, minimum = 1, maximum = 48, description = "1 to 48, default 6"),
+        ("bucket_minutes" = Option<i64>, Query, minimum = 1, maximum = 60, description = "1 to 60; default 5 up to 12 hours, else 15"),
+    ),
+    responses(
+        (status = 200, description = "history", body = History),
+        (status = 400, description = "bad hours or bucket_minutes", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such station", body = ErrorBody),
+    ),
+)]
 async fn station_history(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -314,6 +366,18 @@ async fn station_history(
 
 /// Every station's live availability, for anyone. Cached by proxies for a few seconds, so a
 /// crowd of phones polling costs little.
+#[utoipa::path(
+    get,
+    path = "/api/v1/public/stations",
+    tag = "map",
+    summary = "Live availability of every station, for drivers: no token, nothing but counts and a wait estimate. Cacheable for 3 s",
+    params(("highway" = Option<String>, Query), ("direction" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "stations", body = Vec<chargeops_services::network::PublicStation>),
+        (status = 400, description = "bad query", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn public_stations(
     State(state): State<Arc<AppState>>,
     q: Result<Query<PublicQuery>, QueryRejection>,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::DispatchError;
 
 /// A position in the lot, metres.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     pub x: f64,
     pub y: f64,
@@ -72,7 +72,7 @@ impl Lot {
 }
 
 /// The robot fleet of one lot. Field names are the TOML fleet file's keys.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Fleet {
     pub robots: usize,

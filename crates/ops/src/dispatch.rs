@@ -17,7 +17,7 @@ const NO_SKILL_PENALTY: f64 = 180.0;
 const OFF_SHIFT_PENALTY: f64 = 240.0;
 const PER_OPEN_ORDER: f64 = 60.0;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Proposal {
     pub crew_id: String,
     pub crew_name: String,

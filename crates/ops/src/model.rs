@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vm])* $variant),+
@@ -131,7 +131,7 @@ impl CaseKind {
 /// One case: a problem with a charger (or a station, or a question) from the moment it is
 /// known until it is closed. `connector_id` is the charger's outlet number as a caller or a
 /// crew sees it: the OCPP 1.6 connectorId, the OCPP 2.0.1 EVSE id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Case {
     pub id: i64,
     pub kind: CaseKind,
@@ -164,7 +164,7 @@ pub struct Case {
 }
 
 /// One line of a case's history: who did what, when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     /// A person's token name ("Li Wei (dispatcher)") or "platform".
@@ -200,7 +200,7 @@ impl TimelineEntry {
 pub const PLATFORM: &str = "platform";
 
 /// A field crew: who they are, what they can fix, when they work and where they are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Crew {
     pub id: String,
     pub name: String,
@@ -234,7 +234,7 @@ fn default_speed() -> f64 {
 }
 
 /// One audited request: who asked for what, and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::model::{Case, CaseState, Category};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Row {
     /// `station` or `kind`.
     pub dimension: &'static str,

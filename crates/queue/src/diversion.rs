@@ -17,7 +17,7 @@ pub const KWH_PER_KM: f64 = 0.18;
 /// A reserve kept in the range: nobody is sent somewhere they reach on their last kilometres.
 pub const RANGE_RESERVE_KM: f64 = 10.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OptionKind {
     /// Stay and charge here.

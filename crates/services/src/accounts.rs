@@ -48,7 +48,7 @@ struct Account {
 }
 
 /// An account as it is shown: never the password hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub login: String,
     pub name: String,
@@ -70,7 +70,7 @@ impl Account {
 }
 
 /// What an account is made from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub login: String,
@@ -81,7 +81,7 @@ pub struct NewAccount {
 }
 
 /// A sign-in's answer: the session token (shown this once) and who it stands for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     pub token: String,
     pub login: String,

@@ -77,7 +77,7 @@ pub struct Operations {
 
 /// A case as it is shown to one caller: with the time left on its SLA, whether it is breached
 /// by now, and the caller's phone number masked for crews and viewers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
     #[serde(flatten)]
     pub case: Case,
@@ -103,7 +103,7 @@ pub struct CaseQuery {
 }
 
 /// A hotline call as the agent records it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCall {
     pub station_id: String,
@@ -115,7 +115,7 @@ pub struct NewCall {
 }
 
 /// What an action on a case may carry.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionInput {
     pub crew_id: Option<String>,
@@ -124,7 +124,7 @@ pub struct ActionInput {
 }
 
 /// What a remote command on a case's charger may carry.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteInput {
     pub connector_id: Option<u32>,
@@ -132,7 +132,7 @@ pub struct RemoteInput {
 }
 
 /// The crews proposed for a case, best first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Proposals {
     pub case_id: i64,
     pub proposed: Option<String>,
@@ -140,7 +140,7 @@ pub struct Proposals {
 }
 
 /// An API token for one person.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     pub name: String,
@@ -149,7 +149,7 @@ pub struct NewToken {
 }
 
 /// A new API token: the secret is shown this once; the store keeps only its digest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     pub id: i64,
     pub name: String,

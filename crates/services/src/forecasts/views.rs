@@ -545,6 +545,7 @@ pub struct PlanQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StationPlanView)]
 pub struct PlanView {
     name: String,
     highway: Option<String>,

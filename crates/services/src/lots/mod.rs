@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use chargeops_core::Event;
 use chargeops_core::secret::random_hex;
@@ -29,6 +29,7 @@ use chargeops_dispatch::{Fleet, Lot, Point};
 use chargeops_gateway::valid_charger_id;
 
 use crate::{Caller, Duties, Error, Platform, Result};
+pub use view::{CarView, LotStats, LotView, RobotAnswer, RobotView, TaskView};
 use view::{car_view, lot_view, task_view};
 
 /// Store document kind of a lot; the document id is the station.
@@ -54,7 +55,7 @@ impl Default for LotsConfig {
 
 /// `bays` of a lot set-up: a number (a typical service-area layout of that many bays) or a
 /// list of points.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Bays {
     Count(usize),
@@ -62,7 +63,7 @@ pub enum Bays {
 }
 
 /// A lot's layout, fleet and robots (each a registered charger of the station).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LotSetup {
     pub bays: Bays,
@@ -73,7 +74,7 @@ pub struct LotSetup {
 }
 
 /// A car taking a place in a bay.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CarRequest {
     pub bay: usize,
@@ -85,7 +86,7 @@ pub struct CarRequest {
 }
 
 /// What a robot reports: where it is, its battery, its own state and the car it serves.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RobotReport {
     pub x: f64,
@@ -157,7 +158,7 @@ impl Book {
     }
 
     /// Car `id` of the lot of `station` as its driver sees it.
-    fn car_json(&self, station: &str, id: &str, now: f64) -> Result<Value> {
+    fn car_json(&self, station: &str, id: &str, now: f64) -> Result<CarView> {
         let l = self.lot(station)?;
         let c = l.car(id).ok_or_else(|| Error::not_found("car not found"))?;
         Ok(car_view(station, l, c, now))
@@ -347,7 +348,7 @@ impl Lots {
         }
     }
 
-    fn view(&self, station: &str, l: &LiveLot, now: f64) -> Value {
+    fn view(&self, station: &str, l: &LiveLot, now: f64) -> LotView {
         lot_view(station, l, now, self.timeout_s())
     }
 
@@ -368,14 +369,14 @@ impl Lots {
     }
 
     /// The lot of `station`, live.
-    pub async fn lot(&self, station: &str) -> Result<Value> {
+    pub async fn lot(&self, station: &str) -> Result<LotView> {
         let book = self.loaded().await?;
         Ok(self.view(station, book.lot(station)?, self.now_s()))
     }
 
     /// Sets up the lot of `station`, or changes its layout, fleet and robots (cars in bays
     /// that remain are kept).
-    pub async fn set_up(&self, station: &str, setup: LotSetup, by: &Caller) -> Result<Value> {
+    pub async fn set_up(&self, station: &str, setup: LotSetup, by: &Caller) -> Result<LotView> {
         let layout = match setup.bays {
             Bays::Count(n) if (1..=live::MAX_BAYS).contains(&n) => {
                 let mut l = Lot::service_area(n);
@@ -477,7 +478,7 @@ impl Lots {
         &self,
         station: &str,
         change: impl FnOnce(&mut LiveLot, f64) -> Result<Option<Change>, LiveError>,
-    ) -> Result<Value> {
+    ) -> Result<LotView> {
         let now = self.now_s();
         let mut book = self.loaded().await?;
         self.change_lot(&mut book, station, now, |l| change(l, now))
@@ -492,7 +493,7 @@ impl Lots {
         robot: &str,
         car: &str,
         by: &Caller,
-    ) -> Result<Value> {
+    ) -> Result<LotView> {
         let view = self
             .staff_change(station, |l, now| l.assign(robot, car, now).map(Some))
             .await?;
@@ -501,7 +502,7 @@ impl Lots {
     }
 
     /// Gives `robot` back to the dispatcher.
-    pub async fn release(&self, station: &str, robot: &str, by: &Caller) -> Result<Value> {
+    pub async fn release(&self, station: &str, robot: &str, by: &Caller) -> Result<LotView> {
         let view = self.staff_change(station, |l, _| l.release(robot)).await?;
         tracing::info!(station, robot, by = %by.name, "robot released from its car");
         Ok(view)
@@ -512,7 +513,7 @@ impl Lots {
 
     /// A car takes a place in a bay of the lot of `station`; the answer's id is unguessable:
     /// knowing it is the capability to follow and cancel that car.
-    pub async fn add_car(&self, station: &str, car: CarRequest) -> Result<Value> {
+    pub async fn add_car(&self, station: &str, car: CarRequest) -> Result<CarView> {
         let now = self.now_s();
         let mut book = self.loaded().await?;
         let car_id = random_hex(12);
@@ -537,7 +538,7 @@ impl Lots {
     }
 
     /// Car `id` as its driver sees it.
-    pub async fn car(&self, id: &str) -> Result<Value> {
+    pub async fn car(&self, id: &str) -> Result<CarView> {
         let now = self.now_s();
         let book = self.loaded().await?;
         let station = book.station_of_car(id)?;
@@ -545,7 +546,7 @@ impl Lots {
     }
 
     /// The driver of car `id` leaves the lot.
-    pub async fn cancel_car(&self, id: &str) -> Result<Value> {
+    pub async fn cancel_car(&self, id: &str) -> Result<CarView> {
         let now = self.now_s();
         let mut book = self.loaded().await?;
         let station = book.station_of_car(id)?;
@@ -561,7 +562,12 @@ impl Lots {
 
     /// A report of `robot`, a charger of `station` whose credentials the edge has checked;
     /// answered with its task.
-    pub async fn report(&self, robot: &str, station: &str, report: RobotReport) -> Result<Value> {
+    pub async fn report(
+        &self,
+        robot: &str,
+        station: &str,
+        report: RobotReport,
+    ) -> Result<RobotAnswer> {
         let r = Report {
             x: report.x,
             y: report.y,
@@ -594,12 +600,12 @@ impl Lots {
         let me = l
             .robot(robot)
             .ok_or_else(|| Error::internal("the robot was not kept"))?;
-        Ok(json!({
-            "task": task_view(l, &me.task),
-            "report_every_s": live::REPORT_EVERY_S.round() as u64,
-            "station_id": station,
-            "state": l.robot_state(me).as_str(),
-            "override": me.pinned,
-        }))
+        Ok(RobotAnswer {
+            task: task_view(l, &me.task),
+            report_every_s: live::REPORT_EVERY_S.round() as u64,
+            station_id: station.to_owned(),
+            state: l.robot_state(me).as_str(),
+            pinned: me.pinned,
+        })
     }
 }

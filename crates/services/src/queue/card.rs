@@ -16,14 +16,14 @@ use crate::{Error, Result};
 use super::{Queue, network, round1};
 
 /// A station and the stations near it, nearest first (at most 12).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StationCard {
     pub station: CardStation,
     pub nearby: Vec<CardStation>,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CardStation {
     pub id: String,
     pub name: String,

@@ -33,7 +33,7 @@ pub struct DiversionRequest {
 }
 
 /// The ranked options, best first, and the suggestion when one saves enough.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Diversion {
     /// The side of the service area the ranking starts from.
     pub station_id: String,
@@ -47,7 +47,7 @@ pub struct Diversion {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DiversionOption {
     pub station_id: String,
     pub name: Option<String>,
@@ -63,7 +63,7 @@ pub struct DiversionOption {
     pub lon: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Suggestion {
     pub station_id: String,
     pub kind: OptionKind,
@@ -73,7 +73,7 @@ pub struct Suggestion {
 
 /// For the operations map: queues per station, diversion suggestions given since start, and
 /// how many cars took one (tickets taken through a diversion).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DiversionStats {
     pub suggested: u64,
     pub taken: usize,
@@ -83,7 +83,7 @@ pub struct DiversionStats {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueCount {
     pub station_id: String,
     pub waiting: usize,
@@ -91,7 +91,7 @@ pub struct QueueCount {
 }
 
 /// Suggestions given from one station to another.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Route {
     pub from: String,
     pub to: String,

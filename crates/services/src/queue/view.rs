@@ -46,7 +46,7 @@ impl Audience {
 }
 
 /// A ticket as one audience sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     /// Everyone but the public.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,7 +121,7 @@ impl TicketView {
 }
 
 /// A ticket's reservation on its charger, as its ticket shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReservationView {
     pub status: String,
     pub reservation_id: i32,
@@ -139,7 +139,7 @@ pub struct ReservationView {
 
 /// A station's queue: counts, settings, the wait of a car joining now, and every active
 /// ticket (charging and called first, then in call order).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StationQueue {
     pub station_id: String,
     pub waiting: usize,
@@ -153,7 +153,7 @@ pub struct StationQueue {
 }
 
 /// A remote start at a called ticket's reserved connector, with the charger's reply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Started {
     pub status: String,
     pub response: serde_json::Value,
@@ -162,7 +162,7 @@ pub struct Started {
 }
 
 /// The wait at a station.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WaitEstimate {
     pub station_id: String,
     pub estimated_wait_s: Option<i64>,
@@ -181,7 +181,7 @@ pub struct WaitEstimate {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WaitConnectors {
     pub usable: usize,
     pub free: usize,

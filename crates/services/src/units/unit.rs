@@ -15,7 +15,7 @@ use crate::{Error, Result};
 const LAT_RANGE: std::ops::RangeInclusive<f64> = 18.0..=54.0;
 const LON_RANGE: std::ops::RangeInclusive<f64> = 73.0..=135.5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitKind {
     /// A charging vehicle: drives itself, a few guns from its battery.
@@ -34,7 +34,7 @@ impl UnitKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitStatus {
     /// At a station (or depot), not serving.
@@ -114,7 +114,7 @@ pub fn default_cars_per_hour(guns: u32, gun_kw: f64) -> f64 {
 
 /// A unit as staff ask to add it, every field as given: [`super::Units::create`] checks them
 /// in this order and names the first that is wrong. Also the body of `POST /mobile-units`.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUnit {
     pub id: String,

@@ -12,13 +12,13 @@ use super::roads::Point;
 use super::unit::{MobileUnit, UnitKind, UnitStatus};
 use crate::forecasts::hour_of;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Position {
     pub lat: f64,
     pub lon: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StayView {
     pub station_id: String,
     pub name: String,
@@ -27,7 +27,7 @@ pub struct StayView {
     pub expected_cars: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MoveView {
     /// The station it leaves; none when it starts from where the unit is now, off a station.
     pub from: Option<String>,
@@ -43,7 +43,7 @@ pub struct MoveView {
     pub route: Vec<[f64; 2]>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UnitPlanView {
     pub unit: String,
     pub name: String,
@@ -56,7 +56,7 @@ pub struct UnitPlanView {
     pub moves: Vec<MoveView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ShortStation {
     pub station_id: String,
     pub name: String,
@@ -69,7 +69,8 @@ pub struct ShortStation {
 }
 
 /// A relocation plan as it is served.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = UnitsPlan)]
 pub struct PlanView {
     /// Counts plans since the platform started.
     pub version: u64,
@@ -310,7 +311,7 @@ pub(super) fn planned_target(
 }
 
 /// A unit's next drive in the current plan (or the one it is on).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NextMove {
     pub to: String,
     pub to_name: String,
@@ -320,7 +321,7 @@ pub struct NextMove {
 }
 
 /// A unit as it is served: where it is and what it does, and its next move.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UnitView {
     pub id: String,
     pub name: String,
