@@ -443,3 +443,99 @@ def test_tls_port_survives_garbage_and_silence(tls_server, pki):
     assert tls_server.alive()
     r = requests.get(f"{tls_server.https_url}/healthz", verify=str(pki.ca), timeout=10)
     assert r.status_code == 200
+
+
+# --------------------------------------------------------------------------------------------
+# Outbound: the queue webhook to an https:// receiver
+
+
+class HttpsHook:
+    """A loopback https:// receiver with the given certificate: keeps every JSON body POSTed."""
+
+    def __init__(self, cert: Path, key: Path):
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        import json
+        import threading
+
+        self.received: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hook.received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Quiet(HTTPServer):
+            def handle_error(self, request, client_address):
+                # A client that refuses the certificate ends the handshake: expected here.
+                pass
+
+        self.port = free_port()
+        self.httpd = Quiet(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/queue-hook"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_queue_webhook_over_https_checks_the_receiver_certificate(tmp_path, pki, monkeypatch):
+    # The platform trusts the system's roots; SSL_CERT_FILE points them at the test CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    rogue_cert, rogue_key = pki._issue(
+        "rogue-ca",
+        "rogue-server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        "keyUsage=digitalSignature\nbasicConstraints=CA:FALSE\n",
+    )
+    trusted = HttpsHook(pki.server_chain, pki.server_key)
+    rogue = HttpsHook(rogue_cert, rogue_key)
+    config = tmp_path / "chargeops.toml"
+    server = Server(tmp_path / "srv", extra_args=("--config", str(config)))
+    try:
+        operator = None
+        for hook in (trusted, rogue):
+            config.write_text(f'[queue]\ntick_ms = 100\nwebhook_url = "{hook.url}"\n')
+            server.start()
+            operator = server.ok("POST", "/api/v1/tokens", {"name": "desk", "role": "operator"}, status=201)["token"]
+            sid = uid("hook-st")
+            server.ensure_station(sid)
+            r = server.api("POST", f"/api/v1/stations/{sid}/queue", {"contact": "13300133000"}, token=None)
+            assert r.status_code == 201, r.text
+            tid = r.json()["id"]
+            r = server.api("POST", f"/api/v1/queue/{tid}/call", None, token=operator)
+            assert r.status_code == 200 and r.json()["state"] == "called", r.text
+            if hook is trusted:
+                deadline = time.monotonic() + WAIT
+                while time.monotonic() < deadline and not any(n["ticket_id"] == tid for n in hook.received):
+                    time.sleep(0.05)
+                called = [n for n in hook.received if n["ticket_id"] == tid]
+                assert [n["kind"] for n in called] == ["called"], hook.received
+            else:
+                # A receiver whose certificate the platform does not trust hears nothing; the
+                # log says why and the ticket is called all the same.
+                deadline = time.monotonic() + WAIT
+                while time.monotonic() < deadline and "queue webhook failed" not in server.log_tail():
+                    time.sleep(0.05)
+                failed = [line for line in server.log_tail().splitlines() if "queue webhook failed" in line]
+                assert failed and "certificate" in failed[-1].lower(), failed
+                assert rogue.received == []
+                assert server.api("GET", f"/api/v1/queue/{tid}", None, token=operator).json()["state"] == "called"
+            server.stop()
+    finally:
+        if server.alive():
+            server.stop()
+        trusted.close()
+        rogue.close()

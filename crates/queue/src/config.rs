@@ -88,9 +88,9 @@ impl QueueConfig {
             return Err("queue.twin_detour_km must not be negative".into());
         }
         if let Some(url) = &self.webhook_url
-            && !url.starts_with("http://")
+            && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err("queue.webhook_url must be an http:// URL".into());
+            return Err("queue.webhook_url must be an http:// or https:// URL".into());
         }
         Ok(())
     }
@@ -115,6 +115,8 @@ mod tests {
             c.apply_env(|k| (k == "CHARGEOPS_QUEUE_MAX_WAITING").then(|| "lots".into()))
                 .is_err()
         );
+        c.webhook_url = Some("https://partner.example/hook".into());
+        assert!(c.validate().is_ok());
         c.webhook_url = Some("ftp://x".into());
         assert!(c.validate().is_err());
     }

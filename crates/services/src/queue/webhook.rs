@@ -1,11 +1,9 @@
 //! The webhook notification adapter: each notification is POSTed as JSON to one configured
-//! `http://` URL, by a minimal HTTP/1.1 client over a tokio `TcpStream` (one request per
-//! connection, `Connection: close`). Delivery is best effort: a failure is logged, not retried,
-//! and never holds up the queue.
+//! `http://` or `https://` URL by reqwest (connections pooled and kept alive, TLS on rustls with
+//! the system's trust roots). Delivery is best effort: a failure is logged, not retried, and
+//! never holds up the queue.
 
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use chargeops_queue::{Notification, Notifier};
 
@@ -13,70 +11,59 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Webhook {
-    host: String,
-    port: u16,
-    path: String,
+    url: reqwest::Url,
+    client: reqwest::Client,
 }
 
 impl Webhook {
     pub(crate) fn new(url: &str) -> Result<Webhook, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("webhook url {url:?} is not http://"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("webhook url {url:?} has a bad port"))?,
-            ),
-            None => (authority, 80),
-        };
-        if host.is_empty()
-            || host.contains(['@', ' ', '\r', '\n'])
-            || path.contains([' ', '\r', '\n'])
-        {
-            return Err(format!("webhook url {url:?} is not usable"));
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("webhook url {url:?} is not usable: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("webhook url {url:?} is not http:// or https://"));
         }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("webhook url {url:?} has no host"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "webhook url {url:?} carries credentials; the webhook sends none"
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent("chargeops-queue")
+            .build()
+            .map_err(|e| format!("webhook client: {e}"))?;
         Ok(Webhook {
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
+            url: parsed,
+            client,
         })
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<u16, String> {
-        let mut stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+        let answer = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
             .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: chargeops-queue\r\nConnection: close\r\n\r\n",
-            self.path,
-            self.host,
-            self.port,
-            body.len()
-        );
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        stream
-            .write_all(&body)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut buf = vec![0u8; 1024];
-        let n = stream
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let line = String::from_utf8_lossy(&buf[..n]);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| "no HTTP status in the answer".to_owned())
+            .map_err(|e| {
+                if e.is_timeout() {
+                    return "timed out".to_owned();
+                }
+                // reqwest's message names the URL; the cause (refused, certificate) is below.
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                text
+            })?;
+        Ok(answer.status().as_u16())
     }
 }
 
@@ -92,15 +79,14 @@ impl Notifier for Webhook {
             return;
         };
         rt.spawn(async move {
-            match tokio::time::timeout(TIMEOUT, hook.post(body)).await {
-                Ok(Ok(status)) if (200..300).contains(&status) => {
+            match hook.post(body).await {
+                Ok(status) if (200..300).contains(&status) => {
                     tracing::debug!(ticket = %ticket, status, "queue webhook delivered");
                 }
-                Ok(Ok(status)) => {
+                Ok(status) => {
                     tracing::warn!(ticket = %ticket, status, "queue webhook refused the notification");
                 }
-                Ok(Err(e)) => tracing::warn!(ticket = %ticket, error = %e, "queue webhook failed"),
-                Err(_) => tracing::warn!(ticket = %ticket, "queue webhook timed out"),
+                Err(e) => tracing::warn!(ticket = %ticket, error = %e, "queue webhook failed"),
             }
         });
     }
@@ -108,19 +94,27 @@ impl Notifier for Webhook {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     #[test]
     fn urls() {
         let w = Webhook::new("http://127.0.0.1:8099/hooks/queue").expect("url");
         assert_eq!(
-            (w.host.as_str(), w.port, w.path.as_str()),
-            ("127.0.0.1", 8099, "/hooks/queue")
+            (w.url.host_str(), w.url.port(), w.url.path()),
+            (Some("127.0.0.1"), Some(8099), "/hooks/queue")
         );
-        assert_eq!(Webhook::new("http://localhost").map(|w| w.port), Ok(80));
-        assert!(Webhook::new("https://x").is_err());
+        assert_eq!(
+            Webhook::new("http://localhost").map(|w| w.url.port_or_known_default()),
+            Ok(Some(80))
+        );
+        assert!(Webhook::new("https://partner.example/hook").is_ok());
+        assert!(Webhook::new("ftp://x/").is_err());
         assert!(Webhook::new("http://a b/").is_err());
         assert!(Webhook::new("http://h:99999/").is_err());
+        assert!(Webhook::new("http://user:pw@h/").is_err());
+        assert!(Webhook::new("not a url").is_err());
     }
 
     #[tokio::test]
@@ -140,7 +134,10 @@ mod tests {
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
                     let len: usize = head
                         .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length").then_some(value)
+                        })
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(0);
                     if body.len() >= len {
@@ -161,6 +158,11 @@ mod tests {
         assert_eq!(status, 204);
         let req = server.await.expect("server");
         assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
+        assert!(
+            req.to_ascii_lowercase()
+                .contains("content-type: application/json\r\n"),
+            "{req}"
+        );
         assert!(req.ends_with(r#"{"number":7}"#), "{req}");
     }
 }

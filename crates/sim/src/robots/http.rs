@@ -1,21 +1,17 @@
-//! A minimal HTTP/1.1 client for the robot interface and the lot's car endpoints: JSON in,
-//! JSON out, over one kept-alive tokio `TcpStream` per caller.
+//! The HTTP client of the robot interface and the lot's car endpoints: JSON in, JSON out, by
+//! reqwest.
 //!
 //! A robot reports every few simulated seconds; in the demo that is many requests a real
-//! second across a few dozen robots, so each keeps its connection instead of paying a TCP
-//! handshake per report. The workspace has no HTTP client crate and this needs only
-//! `Content-Length` and chunked bodies, which is less code than a dependency.
+//! second across a few dozen robots, so connections are pooled and kept alive instead of
+//! paying a TCP handshake per report. One client (one pool) serves every caller in the process.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-/// Largest response head and body read: the lot view with its fifty ended cars is far smaller.
-const MAX_HEAD: usize = 16 * 1024;
-const MAX_BODY: usize = 8 * 1024 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -23,13 +19,13 @@ pub enum HttpError {
     Connect {
         addr: SocketAddr,
         #[source]
-        source: std::io::Error,
+        source: reqwest::Error,
     },
     #[error("connection to the platform failed: {0}")]
-    Io(#[from] std::io::Error),
+    Transport(#[source] reqwest::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("bad HTTP answer: {0}")]
+    #[error("bad HTTP request: {0}")]
     Bad(String),
 }
 
@@ -54,25 +50,36 @@ impl Answer {
     }
 }
 
-/// A kept-alive connection to the platform, opened on first use and again after a failure.
+/// The process's one client; building it reads the system trust roots, so it is done once.
+fn client() -> Result<reqwest::Client, HttpError> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .tcp_nodelay(true)
+                .user_agent("chargeops-sim")
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(HttpError::Bad)
+}
+
+/// A caller of the platform at one address.
 #[derive(Debug)]
 pub struct Http {
     addr: SocketAddr,
-    timeout: Duration,
-    conn: Option<BufReader<TcpStream>>,
 }
 
 impl Http {
     pub fn new(addr: SocketAddr) -> Http {
-        Http {
-            addr,
-            timeout: Duration::from_secs(10),
-            conn: None,
-        }
+        Http { addr }
     }
 
-    /// Sends one request. `auth` is the whole `Authorization` header value. A kept-alive
-    /// connection the server has closed meanwhile is retried once on a fresh one.
+    /// Sends one request. `auth` is the whole `Authorization` header value. A request that
+    /// fails on the way (a kept-alive connection the server closed meanwhile) is sent once
+    /// more; a refused connection is reported at once.
     pub async fn request(
         &mut self,
         method: &str,
@@ -80,177 +87,51 @@ impl Http {
         auth: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, HttpError> {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nUser-Agent: chargeops-sim\r\n",
-            self.addr
-        );
+        match self.exchange(method, path, auth, body).await {
+            Err(HttpError::Transport(_)) => self.exchange(method, path, auth, body).await,
+            other => other,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Answer, HttpError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| HttpError::Bad(format!("method {method:?}")))?;
+        let url = format!("http://{}{path}", self.addr);
+        let mut request = client()?
+            .request(method, &url)
+            .header(reqwest::header::ACCEPT, "application/json");
         if let Some(a) = auth {
-            head.push_str(&format!("Authorization: {a}\r\n"));
+            request = request.header(reqwest::header::AUTHORIZATION, a);
         }
-        if !body.is_empty() {
-            head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        } else if method != "GET" && method != "HEAD" {
-            head.push_str("Content-Length: 0\r\n");
+        if let Some(b) = body {
+            request = request.json(b);
         }
-        head.push_str("\r\n");
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body.as_bytes());
-
-        let reused = self.conn.is_some();
-        match self.exchange(&request).await {
-            Ok(a) => Ok(a),
-            // The server may close an idle kept-alive connection at any time; only a request
-            // on a new connection says something about the server.
-            Err(HttpError::Io(_) | HttpError::Bad(_)) if reused => {
-                self.conn = None;
-                self.exchange(&request).await
-            }
-            Err(e) => Err(e),
-        }
+        let answer = request.send().await.map_err(|e| self.error(e))?;
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.map_err(|e| self.error(e))?;
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer { status, json })
     }
 
-    async fn exchange(&mut self, request: &[u8]) -> Result<Answer, HttpError> {
-        let timeout = self.timeout;
-        let result = tokio::time::timeout(timeout, async {
-            if self.conn.is_none() {
-                let stream =
-                    TcpStream::connect(self.addr)
-                        .await
-                        .map_err(|source| HttpError::Connect {
-                            addr: self.addr,
-                            source,
-                        })?;
-                stream.set_nodelay(true)?;
-                self.conn = Some(BufReader::new(stream));
+    fn error(&self, e: reqwest::Error) -> HttpError {
+        if e.is_timeout() {
+            HttpError::Timeout(TIMEOUT)
+        } else if e.is_connect() {
+            HttpError::Connect {
+                addr: self.addr,
+                source: e,
             }
-            let Some(conn) = self.conn.as_mut() else {
-                return Err(HttpError::Bad("no connection".into()));
-            };
-            conn.get_mut().write_all(request).await?;
-            read_answer(conn).await
-        })
-        .await;
-        match result {
-            Ok(Ok((answer, keep))) => {
-                if !keep {
-                    self.conn = None;
-                }
-                Ok(answer)
-            }
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(HttpError::Timeout(timeout))
-            }
+        } else if e.is_builder() {
+            HttpError::Bad(e.to_string())
+        } else {
+            HttpError::Transport(e)
         }
-    }
-}
-
-/// Reads one response; the flag says whether the connection may carry another request.
-async fn read_answer(conn: &mut BufReader<TcpStream>) -> Result<(Answer, bool), HttpError> {
-    let mut head = Vec::new();
-    loop {
-        let before = head.len();
-        let n = conn.read_until(b'\n', &mut head).await?;
-        if n == 0 {
-            return Err(HttpError::Bad("connection closed before the answer".into()));
-        }
-        if head.len() > MAX_HEAD {
-            return Err(HttpError::Bad("answer head too large".into()));
-        }
-        if head[before..] == *b"\r\n" || head[before..] == *b"\n" {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let mut lines = head.lines();
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.split_whitespace();
-    let version = parts.next().unwrap_or_default();
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| HttpError::Bad(format!("status line {status_line:?}")))?;
-    let mut length = None;
-    let mut chunked = false;
-    let mut keep = version == "HTTP/1.1";
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => {
-                length = Some(
-                    value
-                        .parse::<usize>()
-                        .map_err(|_| HttpError::Bad(format!("content-length {value:?}")))?,
-                );
-            }
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            "connection" => keep = !value.eq_ignore_ascii_case("close"),
-            _ => {}
-        }
-    }
-    let body = if chunked {
-        read_chunked(conn).await?
-    } else if let Some(n) = length {
-        if n > MAX_BODY {
-            return Err(HttpError::Bad(format!("body of {n} bytes")));
-        }
-        let mut body = vec![0; n];
-        conn.read_exact(&mut body).await?;
-        body
-    } else if status == 204 || status == 304 || (100..200).contains(&status) {
-        Vec::new()
-    } else {
-        // No length: the body runs to the end of the connection.
-        keep = false;
-        let mut body = Vec::new();
-        conn.take(MAX_BODY as u64).read_to_end(&mut body).await?;
-        body
-    };
-    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    Ok((Answer { status, json }, keep))
-}
-
-async fn read_chunked(conn: &mut BufReader<TcpStream>) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::new();
-    loop {
-        let mut line = String::new();
-        if conn.read_line(&mut line).await? == 0 {
-            return Err(HttpError::Bad(
-                "connection closed inside a chunked body".into(),
-            ));
-        }
-        let size = line.trim().split(';').next().unwrap_or_default();
-        let size = usize::from_str_radix(size.trim(), 16)
-            .map_err(|_| HttpError::Bad(format!("chunk size {size:?}")))?;
-        if body.len() + size > MAX_BODY {
-            return Err(HttpError::Bad("chunked body too large".into()));
-        }
-        if size == 0 {
-            // Trailers, then the blank line.
-            loop {
-                line.clear();
-                if conn.read_line(&mut line).await? == 0 || line.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        conn.read_exact(&mut body[start..]).await?;
-        line.clear();
-        conn.read_line(&mut line).await?;
     }
 }
 
@@ -258,6 +139,7 @@ async fn read_chunked(conn: &mut BufReader<TcpStream>) -> Result<Vec<u8>, HttpEr
 mod tests {
     use super::*;
     use serde_json::json;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
     /// A server that answers each request on one connection with the next canned answer.
@@ -320,7 +202,13 @@ mod tests {
         let seen = server.await.expect("server");
         assert_eq!(seen.len(), 2, "both requests on the one connection");
         assert!(seen[0].starts_with("POST /r HTTP/1.1\r\n"), "{}", seen[0]);
-        assert!(seen[0].contains("Authorization: Basic eDp5\r\n"));
+        assert!(
+            seen[0]
+                .to_ascii_lowercase()
+                .contains("authorization: basic edp5\r\n"),
+            "{}",
+            seen[0]
+        );
         assert!(seen[0].ends_with("\r\n\r\n{\"x\":1}"), "{}", seen[0]);
         assert!(seen[1].starts_with("GET /c HTTP/1.1\r\n"));
     }
