@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod command;
 pub mod env;
+pub mod error;
 pub mod event;
 pub mod live;
 pub mod model;

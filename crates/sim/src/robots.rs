@@ -270,7 +270,7 @@ pub async fn put_lot(addr: SocketAddr, token: &str, spec: &LotSpec) -> Result<Va
     });
     let path = format!("/api/v1/stations/{}/lot", encode(&spec.station_id));
     let auth = format!("Bearer {token}");
-    let mut http = Http::new(addr);
+    let http = Http::new(addr);
     let mut backoff = StdDuration::from_millis(200);
     let mut attempts = 0;
     loop {
@@ -735,18 +735,18 @@ struct OurCar {
 impl Arrivals {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let clock = self.config.clock;
-        let mut http = Http::new(self.config.http);
+        let http = Http::new(self.config.http);
         let mut bays: HashMap<usize, OurCar> = HashMap::new();
         let mut next = self.draw(clock.now());
         loop {
             let now = clock.now();
             if now >= next.0 {
                 if next.1 {
-                    self.arrive(&mut http, &mut bays).await;
+                    self.arrive(&http, &mut bays).await;
                 }
                 next = self.draw(clock.now());
             }
-            self.impatience(&mut http, &mut bays, clock.now()).await;
+            self.impatience(&http, &mut bays, clock.now()).await;
             let mut wake = next.0;
             if let Some(t) = bays.values().filter_map(|c| c.leaves_at).min() {
                 wake = wake.min(t);
@@ -778,7 +778,7 @@ impl Arrivals {
         (now + Duration::milliseconds((gap * 1000.0) as i64), arrives)
     }
 
-    async fn arrive(&mut self, http: &mut Http, bays: &mut HashMap<usize, OurCar>) {
+    async fn arrive(&mut self, http: &Http, bays: &mut HashMap<usize, OurCar>) {
         let spec = self.spec.clone();
         let (lot, fleet) = (&spec.lot, &spec.fleet);
         let mut free: Vec<usize> = (0..lot.bays.len())
@@ -859,12 +859,7 @@ impl Arrivals {
     }
 
     /// Drivers whose patience has run out leave unless a robot is on its way or charging.
-    async fn impatience(
-        &self,
-        http: &mut Http,
-        bays: &mut HashMap<usize, OurCar>,
-        now: DateTime<Utc>,
-    ) {
+    async fn impatience(&self, http: &Http, bays: &mut HashMap<usize, OurCar>, now: DateTime<Utc>) {
         let due: Vec<usize> = bays
             .iter()
             .filter(|(_, c)| c.leaves_at.is_some_and(|t| t <= now))
@@ -907,7 +902,7 @@ impl Arrivals {
     }
 
     /// Drops the cars that are no longer in their bays (served, gone).
-    async fn forget_ended(&self, http: &mut Http, bays: &mut HashMap<usize, OurCar>) {
+    async fn forget_ended(&self, http: &Http, bays: &mut HashMap<usize, OurCar>) {
         let all: Vec<(usize, String)> = bays.iter().map(|(b, c)| (*b, c.id.clone())).collect();
         for (bay, id) in all {
             let path = format!("/api/v1/lot-cars/{}", encode(&id));

@@ -53,15 +53,7 @@ impl Webhook {
                 if e.is_timeout() {
                     return "timed out".to_owned();
                 }
-                // reqwest's message names the URL; the cause (refused, certificate) is below.
-                let mut text = e.to_string();
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    text.push_str(": ");
-                    text.push_str(&c.to_string());
-                    cause = c.source();
-                }
-                text
+                chargeops_core::error::chain(&e)
             })?;
         Ok(answer.status().as_u16())
     }

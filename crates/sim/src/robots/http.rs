@@ -15,13 +15,13 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("failed to reach {addr}: {source}")]
+    #[error("failed to reach {addr}: {}", chargeops_core::error::chain(.source))]
     Connect {
         addr: SocketAddr,
         #[source]
         source: reqwest::Error,
     },
-    #[error("connection to the platform failed: {0}")]
+    #[error("connection to the platform failed: {}", chargeops_core::error::chain(.0))]
     Transport(#[source] reqwest::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -81,7 +81,7 @@ impl Http {
     /// fails on the way (a kept-alive connection the server closed meanwhile) is sent once
     /// more; a refused connection is reported at once.
     pub async fn request(
-        &mut self,
+        &self,
         method: &str,
         path: &str,
         auth: Option<&str>,
@@ -189,7 +189,7 @@ mod tests {
             "HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"code\"\r\n1a\r\n:\"conflict\",\"message\":\"no\"\r\n1\r\n}\r\n0\r\n\r\n",
         ])
         .await;
-        let mut http = Http::new(addr);
+        let http = Http::new(addr);
         let a = http
             .request("POST", "/r", Some("Basic eDp5"), Some(&json!({"x": 1})))
             .await
@@ -230,7 +230,7 @@ mod tests {
                 // Dropped: the connection closes without a word.
             }
         });
-        let mut http = Http::new(addr);
+        let http = Http::new(addr);
         for _ in 0..2 {
             let a = http
                 .request("DELETE", "/x", None, None)
@@ -245,7 +245,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let mut http = Http::new(addr);
+        let http = Http::new(addr);
         assert!(matches!(
             http.request("GET", "/", None, None).await,
             Err(HttpError::Connect { .. })

@@ -1,7 +1,5 @@
 //! Mapping PostgreSQL errors onto `StoreError`, and connection strings made safe to show.
 
-use std::error::Error as _;
-
 use tokio_postgres::error::SqlState;
 
 use crate::StoreError;
@@ -57,14 +55,7 @@ pub(super) fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{} (SQLSTATE {})", db.message(), db.code().code());
     }
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    chargeops_core::error::chain(e)
 }
 
 /// A connection string with any password taken out, fit for logs and error messages. Handles
