@@ -87,19 +87,6 @@ impl Http {
         auth: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, HttpError> {
-        match self.exchange(method, path, auth, body).await {
-            Err(HttpError::Transport(_)) => self.exchange(method, path, auth, body).await,
-            other => other,
-        }
-    }
-
-    async fn exchange(
-        &self,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: Option<&Value>,
-    ) -> Result<Answer, HttpError> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| HttpError::Bad(format!("method {method:?}")))?;
         let url = format!("http://{}{path}", self.addr);
@@ -112,6 +99,14 @@ impl Http {
         if let Some(b) = body {
             request = request.json(b);
         }
+        let again = request.try_clone();
+        match (self.exchange(request).await, again) {
+            (Err(HttpError::Transport(_)), Some(again)) => self.exchange(again).await,
+            (result, _) => result,
+        }
+    }
+
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpError> {
         let answer = request.send().await.map_err(|e| self.error(e))?;
         let status = answer.status().as_u16();
         let bytes = answer.bytes().await.map_err(|e| self.error(e))?;
