@@ -11,6 +11,7 @@ pub mod forecast;
 mod ops;
 pub mod queue;
 mod robots;
+mod forward;
 mod routes;
 mod units;
 mod web;
@@ -63,6 +64,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     router
         .layer(axum::Extension(doc))
         .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_duties_node,
+        ))
         .with_state(state)
 }
 

@@ -29,6 +29,14 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// This node's name in the cluster; unset: `<hostname>-<pid>`.
     pub node_id: Option<String>,
+    /// NATS credentials: a `.creds` file (user JWT and NKey seed) or an NKey user seed file.
+    /// A user and password, or a token, go in the URL (`nats://user:password@host`).
+    pub nats_creds: Option<PathBuf>,
+    /// The CA that signed the NATS server's certificate; TLS to NATS is required when set.
+    pub nats_tls_ca: Option<PathBuf>,
+    /// The cluster's name, the first token of its NATS subjects (several clusters can share
+    /// one NATS server); unset: `chargeops`.
+    pub cluster_name: Option<String>,
     pub registration: RegistrationPolicy,
     pub command_timeout_secs: u64,
     pub heartbeat_interval_secs: u64,
@@ -76,9 +84,8 @@ pub struct Config {
     /// Refuse OCPP on the plain listener, so chargers must use TLS (no security profile 1).
     pub ocpp_require_tls: bool,
     /// Run the platform's background tasks here: fault detection, calling queue numbers,
-    /// robot dispatch, mobile-unit planning. They keep their books in this node's memory, so in
-    /// a cluster exactly one node runs them (and serves their APIs); the others only connect
-    /// chargers.
+    /// robot dispatch, mobile-unit planning. In a cluster every node that may run them competes
+    /// for the duties lease and one runs them at a time; false keeps a node out of it.
     pub background_tasks: bool,
 }
 
@@ -92,6 +99,9 @@ impl Default for Config {
             database_schema: None,
             nats_url: None,
             node_id: None,
+            nats_creds: None,
+            nats_tls_ca: None,
+            cluster_name: None,
             registration: gw.registration,
             command_timeout_secs: gw.command_timeout.as_secs(),
             heartbeat_interval_secs: gw.heartbeat_interval.as_secs(),
@@ -143,6 +153,17 @@ pub struct Overrides {
     /// This node's name in the cluster (letters, digits, - and _) [default: hostname-pid]
     #[arg(long, value_name = "NAME")]
     pub node_id: Option<String>,
+    /// NATS credentials file: a .creds file (JWT and NKey seed) or an NKey user seed
+    /// (user and password, or a token, go in --nats-url: nats://user:password@host)
+    #[arg(long, value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA certificate (PEM) of the NATS server; makes TLS to NATS required
+    #[arg(long, value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// The cluster's name on NATS, so several clusters can share one server (letters,
+    /// digits, - and _) [default: chargeops]
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
     /// TOML configuration file
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -180,7 +201,7 @@ pub struct Overrides {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub ocpp_require_tls: Option<bool>,
     /// Run fault detection, queue calling, robot dispatch and unit planning on this node; in a
-    /// cluster, true on exactly one node [default: true]
+    /// cluster, nodes with true take turns under a lease [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub background_tasks: Option<bool>,
 }
@@ -209,6 +230,15 @@ impl Config {
         }
         if let Some(v) = &o.node_id {
             config.node_id = Some(v.clone());
+        }
+        if let Some(v) = &o.nats_creds {
+            config.nats_creds = Some(v.clone());
+        }
+        if let Some(v) = &o.nats_tls_ca {
+            config.nats_tls_ca = Some(v.clone());
+        }
+        if let Some(v) = &o.cluster_name {
+            config.cluster_name = Some(v.clone());
         }
         if let Some(v) = o.registration {
             config.registration = v;
@@ -282,6 +312,15 @@ impl Config {
         if let Some(v) = var("CHARGEOPS_NODE_ID").filter(|v| !v.is_empty()) {
             self.node_id = Some(v);
         }
+        if let Some(v) = var("CHARGEOPS_NATS_CREDS").filter(|v| !v.is_empty()) {
+            self.nats_creds = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("CHARGEOPS_NATS_TLS_CA").filter(|v| !v.is_empty()) {
+            self.nats_tls_ca = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("CHARGEOPS_CLUSTER_NAME").filter(|v| !v.is_empty()) {
+            self.cluster_name = Some(v);
+        }
         if let Some(v) = var("CHARGEOPS_REGISTRATION") {
             self.registration = parse("CHARGEOPS_REGISTRATION", v)?;
         }
@@ -352,6 +391,24 @@ impl Config {
             if !chargeops_gateway::cluster::valid_node_id(id) {
                 bail!("invalid node_id {id:?}: letters, digits, '-' and '_', at most 64");
             }
+        }
+        let cluster_only = [
+            ("nats_creds", self.nats_creds.is_some()),
+            ("nats_tls_ca", self.nats_tls_ca.is_some()),
+            ("cluster_name", self.cluster_name.is_some()),
+        ];
+        for (name, set) in cluster_only {
+            if set && self.nats_url.is_none() {
+                bail!("{name} is set but nats_url is not (--nats-url URL)");
+            }
+        }
+        if let Some(url) = &self.nats_url {
+            chargeops_gateway::cluster::check_url(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if let Some(name) = &self.cluster_name
+            && !chargeops_gateway::cluster::valid_name(name)
+        {
+            bail!("invalid cluster_name {name:?}: letters, digits, '-' and '_', at most 32");
         }
         if self.heartbeat_interval_secs == 0 {
             bail!("heartbeat_interval_secs must be at least 1");
@@ -442,7 +499,18 @@ impl Config {
             .node_id
             .clone()
             .unwrap_or_else(chargeops_gateway::cluster::default_node_id);
-        Some(chargeops_gateway::cluster::ClusterConfig { url, node_id })
+        Some(chargeops_gateway::cluster::ClusterConfig {
+            nats: chargeops_gateway::cluster::NatsConfig {
+                url,
+                creds: self.nats_creds.clone(),
+                tls_ca: self.nats_tls_ca.clone(),
+            },
+            node_id,
+            name: self
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| chargeops_gateway::cluster::DEFAULT_NAME.to_owned()),
+        })
     }
 
     pub fn gateway(&self) -> GatewayConfig {
@@ -564,8 +632,34 @@ mod tests {
         assert_eq!(c.cluster().map(|k| k.node_id), Some("gw-b".to_owned()));
         c.node_id = Some("gw.b".to_owned());
         assert!(c.validate().is_err(), "a dot splits the subject");
+        c.node_id = Some("gw-b".to_owned());
+        c.apply_env(|k| match k {
+            "CHARGEOPS_NATS_CREDS" => Some("/etc/chargeops/node.creds".to_owned()),
+            "CHARGEOPS_NATS_TLS_CA" => Some("/etc/chargeops/nats-ca.pem".to_owned()),
+            "CHARGEOPS_CLUSTER_NAME" => Some("hunan".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        c.validate().unwrap();
+        let k = c.cluster().unwrap();
+        assert_eq!(k.name, "hunan");
+        assert_eq!(
+            k.nats.creds.as_deref(),
+            Some(std::path::Path::new("/etc/chargeops/node.creds"))
+        );
+        assert!(k.nats.tls_ca.is_some());
+        c.cluster_name = Some("hu.nan".to_owned());
+        assert!(c.validate().is_err(), "a dot in the cluster name");
+        c.cluster_name = None;
+        c.nats_url = Some("http://127.0.0.1:4222".to_owned());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("invalid NATS URL"), "{e}");
         c.nats_url = None;
         c.node_id = None;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("nats_creds is set but nats_url is not"), "{e}");
+        c.nats_creds = None;
+        c.nats_tls_ca = None;
         assert!(c.cluster().is_none());
     }
 

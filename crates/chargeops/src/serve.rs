@@ -129,11 +129,17 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
     }
 
     let gateway = Gateway::new(store.clone(), live.clone(), config.gateway());
-    if let Some(cluster) = config.cluster() {
-        let node = cluster.node_id.clone();
-        chargeops_gateway::cluster::start(&gateway, cluster)
-            .with_context(|| format!("failed to join the cluster as node {node}"))?;
-    }
+    let cluster = match config.cluster() {
+        Some(cluster) => {
+            let node = cluster.node_id.clone();
+            Some(
+                chargeops_gateway::cluster::start(&gateway, cluster)
+                    .await
+                    .with_context(|| format!("failed to join the cluster as node {node}"))?,
+            )
+        }
+        None => None,
+    };
     if let Some(ykc_addr) = config.ykc_listen {
         let ykc = tokio::net::TcpListener::bind(ykc_addr)
             .await
@@ -150,18 +156,32 @@ pub async fn start(config: &Config, clock: Clock) -> Result<Platform> {
         gateway.clone(),
     ));
     let state = chargeops_api::AppState::new(services);
+    let duties = chargeops_services::DutiesConfig {
+        ops: config.ops.clone(),
+        queue: config.queue.clone(),
+        lots: config.lots(),
+    };
     if config.background_tasks {
-        state.services.start(chargeops_services::DutiesConfig {
-            ops: config.ops.clone(),
-            queue: config.queue.clone(),
-            lots: config.lots(),
-        });
+        match &cluster {
+            // Every node may run them; the lease says which one does.
+            Some(cluster) => state
+                .services
+                .start_under_lease(duties, cluster.duties_lease().watch()),
+            None => state.services.start(duties),
+        }
+    } else if cluster.is_some() {
+        tracing::info!(
+            "background tasks off (background_tasks = false): this node never takes the duties lease; their APIs go to the node that holds it"
+        );
     } else {
         tracing::info!(
             "background tasks off (background_tasks = false): no fault detection, queue calling, robot dispatch or unit planning on this node"
         );
     }
     let app = gateway.router().merge(chargeops_api::router(state.clone()));
+    if let Some(cluster) = &cluster {
+        cluster.serve_http(app.clone());
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -1,75 +1,105 @@
 //! Several `chargeops serve` nodes as one platform, over NATS: commands routed to the node that
-//! holds the charger, and the live state of every charger shared.
+//! holds the charger, the live state of every charger shared, the background duties run by one
+//! node at a time under a lease, and every node answering every API.
 //!
-//! Subjects (JSON payloads):
-//! - `chargeops.events.<kind>`: `{node, event, state?}`, the events a node's own connections
-//!   publish that change live state (`charger_online`, `charger_offline`, `status_changed`)
-//!   and the session events. Every other node applies them to its own `Live` through the same
-//!   functions a connection uses (`writer`), as the charger's one writer on that node's behalf,
-//!   and publishes them on its own bus only (`Live::publish_remote`), which the outbound hook
-//!   does not see: nothing goes back out, so there are no loops.
-//! - `chargeops.cmd.<node>`: a request `{charger_id, command}` to the node that holds the
+//! Subjects (JSON payloads), under the cluster's name (`--cluster-name`, `chargeops` unless
+//! set) as their first token:
+//! - `<cluster>.events.<kind>`: `{id, node, event, state?}`, every event a node's own
+//!   connections and duties publish, on the JetStream stream `<CLUSTER>_EVENTS` (at least
+//!   once, deduplicated by `id`; see [`stream`]). Every other node applies them to its own
+//!   `Live` through the same functions a connection uses (`writer`), as the charger's one
+//!   writer on that node's behalf, and publishes them on its own bus only
+//!   (`Live::publish_remote`), which the outbound hook does not see: nothing goes back out.
+//! - `<cluster>.cmd.<node>`: a request `{charger_id, command}` to the node that holds the
 //!   charger, answered with [`WireReply`]. Each node learns who holds what from the online
 //!   and offline events (the newest online wins; an offline counts only from the holder), so
 //!   exactly one node is asked, and a node asked about a charger it no longer holds says
 //!   offline.
-//! - `chargeops.nodes.heartbeat`: `{node}` every 2 s. A node not heard from for 6 s is gone
+//! - `<cluster>.http.<node>` and `<cluster>.tags.<node>`: requests for the duties' books and
+//!   tag checks, to the node holding the duties lease ([`forward`]).
+//! - `<cluster>.nodes.heartbeat`: `{node}` every 2 s. A node not heard from for 6 s is gone
 //!   (killed, cut off): its chargers are marked offline here.
-//! - `chargeops.nodes.hello`: `{node}` on every (re)connect to NATS. Every node answers by
+//! - `<cluster>.nodes.hello`: `{node}` on every (re)connect to NATS. Every node answers by
 //!   announcing its chargers again (online and each connector's status), so a node that starts
 //!   late or comes back after an outage catches up; the newcomer announces its own.
 //!
+//! Leases ([`lease`]) live in the key-value bucket `<cluster>_leases`: `duties` (who runs fault
+//! detection, queue calling, robot dispatch and unit planning) and `node.<id>` (a node id is
+//! one process's at a time).
+//!
 //! Without NATS a node keeps serving its own chargers; commands for chargers elsewhere answer
-//! offline until it reconnects.
+//! offline until it reconnects, and no node runs the duties while none can renew the lease.
 
-mod nats;
+mod forward;
+pub mod lease;
+mod link;
+mod stream;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt as _;
 
 use chargeops_core::{Command, CommandError, CommandReply, ConnectorState, Event, Protocol};
 
 use crate::Gateway;
 use crate::writer::{self, Origin};
 
-pub use nats::BadUrl;
+pub use forward::{ForwardError, Forwarded};
+pub use link::{LinkError, NatsConfig, check_url, redact};
 
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node silent this long is taken for gone.
 pub const NODE_EXPIRY: Duration = Duration::from_secs(6);
-const SUBJECT_EVENTS: &str = "chargeops.events";
-const SUBJECT_COMMANDS: &str = "chargeops.cmd";
-const SUBJECT_HEARTBEAT: &str = "chargeops.nodes.heartbeat";
-const SUBJECT_HELLO: &str = "chargeops.nodes.hello";
+/// The cluster's name when none is given: the subjects' first token.
+pub const DEFAULT_NAME: &str = "chargeops";
 
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    /// `nats://host:port`.
-    pub url: String,
+    /// The NATS server and how to log in.
+    pub nats: NatsConfig,
     /// This node's name in subjects: letters, digits, `-` and `_`.
     pub node_id: String,
+    /// The cluster's name (several clusters may share one NATS): letters, digits, `-`, `_`.
+    pub name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error(transparent)]
-    Url(#[from] BadUrl),
+    Link(#[from] LinkError),
     #[error("invalid node id {0:?} (letters, digits, '-' and '_', at most 64)")]
     NodeId(String),
+    #[error("invalid cluster name {0:?} (letters, digits, '-' and '_', at most 32)")]
+    Name(String),
+    #[error(
+        "node id {node:?} is in use by another running node (started {since}); give each node its own --node-id"
+    )]
+    NodeIdInUse { node: String, since: String },
     #[error("the cluster is already started")]
     AlreadyStarted,
 }
 
 /// Whether `id` can name a node in a subject.
 pub fn valid_node_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
+    valid_token(id, 64)
+}
+
+/// Whether `name` can name a cluster (a subject token, a stream and a bucket name).
+pub fn valid_name(name: &str) -> bool {
+    valid_token(name, 32)
+}
+
+fn valid_token(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -98,6 +128,9 @@ pub fn default_node_id() -> String {
 /// An event as it travels between nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// Unique per event (`<node>.<boot>.<seq>`): a repeat of an id is not applied again.
+    #[serde(default)]
+    pub id: String,
     /// The node whose connection made the change.
     pub node: String,
     pub event: Event,
@@ -190,12 +223,24 @@ struct Table {
 
 /// This node's side of the cluster.
 pub struct Cluster {
+    name: String,
     node: String,
-    client: Arc<nats::Client>,
+    /// This process among all that ever had this node id: ids of its events are unique.
+    boot: String,
+    client: async_nats::Client,
+    connected: watch::Receiver<bool>,
     table: Mutex<Table>,
     /// How long to wait for another node's answer to a command.
     request_timeout: Duration,
     command_timeout: Duration,
+    /// Who runs the background duties.
+    duties: Arc<lease::Lease>,
+    /// The events on their way to the stream.
+    outbox: mpsc::Sender<stream::Out>,
+    seq: AtomicU64,
+    seen: Mutex<stream::Seen>,
+    /// The node's whole HTTP router, for the requests other nodes send here.
+    http: OnceLock<axum::Router>,
 }
 
 impl Cluster {
@@ -207,9 +252,34 @@ impl Cluster {
         &self.node
     }
 
+    /// The cluster's name, the first token of its subjects.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn subject(&self, rest: &str) -> String {
+        format!("{}.{rest}", self.name)
+    }
+
+    /// Whether the link to NATS is up.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
     /// The node that holds `charger_id`, as far as this node knows (never itself).
     pub fn owner_of(&self, charger_id: &str) -> Option<String> {
         self.table().owners.get(charger_id).cloned()
+    }
+
+    /// The lease the background duties run under.
+    pub fn duties_lease(&self) -> &Arc<lease::Lease> {
+        &self.duties
+    }
+
+    /// Hands the node's HTTP router to the cluster, which serves other nodes' forwarded
+    /// requests with it.
+    pub fn serve_http(&self, router: axum::Router) {
+        let _ = self.http.set(router);
     }
 
     /// Sends a command for a charger this node does not hold to the node that does.
@@ -229,12 +299,8 @@ impl Cluster {
         };
         let payload =
             serde_json::to_vec(&request).map_err(|e| CommandError::Invalid(e.to_string()))?;
-        let subject = format!("{SUBJECT_COMMANDS}.{node}");
-        match self
-            .client
-            .request(&subject, &payload, self.request_timeout)
-            .await
-        {
+        let subject = self.subject(&format!("cmd.{node}"));
+        match self.request(subject, payload.into(), self.request_timeout).await {
             Ok(msg) => match serde_json::from_slice::<WireReply>(&msg.payload) {
                 Ok(reply) => reply.into_result(charger_id, name),
                 Err(error) => {
@@ -242,7 +308,7 @@ impl Cluster {
                     Err(CommandError::Closed)
                 }
             },
-            Err(nats::RequestError::TimedOut) => {
+            Err(e) if e.kind() == async_nats::client::RequestErrorKind::TimedOut => {
                 Err(CommandError::Timeout(self.command_timeout.as_secs()))
             }
             Err(error) => {
@@ -252,29 +318,96 @@ impl Cluster {
         }
     }
 
-    fn publish(&self, subject: &str, payload: &impl Serialize) {
+    async fn request(
+        &self,
+        subject: String,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<async_nats::Message, async_nats::client::RequestError> {
+        let request = async_nats::client::Request::new()
+            .payload(payload)
+            .timeout(Some(timeout));
+        self.client.send_request(subject, request).await
+    }
+
+    /// Carries an HTTP request for the duties' books to the node that holds them.
+    pub async fn forward(
+        &self,
+        holder: &str,
+        req: axum::extract::Request,
+    ) -> Result<axum::response::Response, ForwardError> {
+        // Room for the headers and the base64 growth within the server's payload limit.
+        let max = self.client.server_info().max_payload.max(64 * 1024);
+        let limit = (max / 4) * 3 - 16 * 1024;
+        let wire = forward::to_wire(&self.node, req, limit).await?;
+        let payload = serde_json::to_vec(&wire).map_err(|_| ForwardError::BadReply)?;
+        let subject = self.subject(&format!("http.{holder}"));
+        let reply = self
+            .request(subject, payload.into(), forward::HTTP_TIMEOUT)
+            .await
+            .map_err(|e| {
+                tracing::info!(holder, error = %e, "forwarded request did not reach the duties' node");
+                ForwardError::Unreachable(holder.to_owned())
+            })?;
+        let wire: forward::WireHttpReply =
+            serde_json::from_slice(&reply.payload).map_err(|_| ForwardError::BadReply)?;
+        forward::reply_from_wire(wire)
+    }
+
+    /// Whether the node holding the duties vouches for `id_tag` at `charger_id` (a queue
+    /// ticket's or a robot car's tag). False when it cannot be asked.
+    pub(crate) async fn vouch(&self, charger_id: &str, id_tag: &str) -> bool {
+        let Some(holder) = self.duties.holder().filter(|h| *h != self.node) else {
+            return false;
+        };
+        let ask = forward::WireTag {
+            charger_id: charger_id.to_owned(),
+            id_tag: id_tag.to_owned(),
+        };
+        let Ok(payload) = serde_json::to_vec(&ask) else {
+            return false;
+        };
+        let subject = self.subject(&format!("tags.{holder}"));
+        match self.request(subject, payload.into(), forward::TAG_TIMEOUT).await {
+            Ok(msg) => serde_json::from_slice::<forward::WireTagReply>(&msg.payload)
+                .is_ok_and(|r| r.accepted),
+            Err(error) => {
+                tracing::info!(charger_id, holder, %error, "tag check could not reach the duties' node");
+                false
+            }
+        }
+    }
+
+    async fn publish(&self, subject: String, payload: &impl Serialize) {
         match serde_json::to_vec(payload) {
             Ok(bytes) => {
-                if !self.client.publish(subject, None, &bytes) {
-                    tracing::debug!(subject, "cluster message dropped (NATS not connected)");
+                if let Err(error) = self.client.publish(subject.clone(), bytes.into()).await {
+                    tracing::debug!(subject, %error, "cluster message dropped");
                 }
             }
             Err(error) => tracing::warn!(subject, %error, "failed to encode a cluster message"),
         }
     }
 
-    /// Publishes one of this node's events, waiting for room in the outgoing queue.
+    /// Puts one of this node's events in the outbox for the stream, waiting for room.
     async fn publish_event(&self, event: Event, state: Option<ConnectorState>) {
-        let subject = format!("{SUBJECT_EVENTS}.{}", event.kind());
+        let subject = self.subject(&format!("events.{}", event.kind()));
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let envelope = Envelope {
+            id: format!("{}.{}.{seq}", self.node, self.boot),
             node: self.node.clone(),
             event,
             state,
         };
         match serde_json::to_vec(&envelope) {
             Ok(bytes) => {
-                if !self.client.publish_wait(&subject, &bytes).await {
-                    tracing::debug!(subject, "cluster event dropped (NATS not connected)");
+                let out = stream::Out {
+                    subject,
+                    id: envelope.id,
+                    payload: bytes.into(),
+                };
+                if self.outbox.send(out).await.is_err() {
+                    tracing::debug!("cluster event dropped (the publisher has stopped)");
                 }
             }
             Err(error) => tracing::warn!(subject, %error, "failed to encode a cluster event"),
@@ -282,52 +415,81 @@ impl Cluster {
     }
 }
 
-/// Whether another node needs to hear of this event.
-fn shared(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::ChargerOnline { .. }
-            | Event::ChargerOffline { .. }
-            | Event::StatusChanged { .. }
-            | Event::SessionStarted { .. }
-            | Event::SessionStopped { .. }
-    )
+/// Whether another node needs to hear of this event: all of them (the duties' node feeds fault
+/// detection with every kind, the others' live feeds show them).
+fn shared(_event: &Event) -> bool {
+    true
 }
 
-/// Joins the cluster at `config.url`: hooks the live bus, and starts the tasks that talk to
-/// NATS. Returns at once; the connection is made, and remade, in the background.
-pub fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Cluster>, ClusterError> {
-    let addr = nats::parse_url(&config.url)?;
+fn random_boot() -> String {
+    let mut b = [0u8; 6];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Joins the cluster: connects to NATS (a refused login or bad TLS stops here), claims the node
+/// id, hooks the live bus, and starts the tasks that talk to NATS. A NATS server that is not up
+/// yet is waited for in the background.
+pub async fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Cluster>, ClusterError> {
+    link::check_url(&config.nats.url)?;
     if !valid_node_id(&config.node_id) {
         return Err(ClusterError::NodeId(config.node_id));
     }
+    if !valid_name(&config.name) {
+        return Err(ClusterError::Name(config.name));
+    }
     let node = config.node_id;
-    let subjects = vec![
-        format!("{SUBJECT_EVENTS}.>"),
-        format!("{SUBJECT_COMMANDS}.{node}"),
-        SUBJECT_HEARTBEAT.to_owned(),
-        SUBJECT_HELLO.to_owned(),
-    ];
-    let (client, channels) = nats::Client::start(addr.clone(), node.clone(), subjects);
+    let name = config.name;
+    let link = link::connect(&config.nats, &format!("chargeops {name} {node}")).await?;
+    let boot = random_boot();
+    let js = async_nats::jetstream::new(link.client.clone());
+    let node_lease = Arc::new(lease::Lease::new(&format!("node.{node}"), &node, &boot));
+    if *link.connected.borrow() {
+        match lease::bucket(&js, &name).await {
+            Ok(kv) => {
+                if let Err(lease::Clash(other)) = lease::claim_node_id(&kv, &node_lease).await {
+                    return Err(ClusterError::NodeIdInUse {
+                        node,
+                        since: other.since.to_rfc3339(),
+                    });
+                }
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "the cluster's lease bucket cannot be opened: is JetStream on (nats-server -js)? \
+                 No node runs the duties until it is"
+            ),
+        }
+    }
     let command_timeout = gw.config.command_timeout;
+    let (outbox, outbox_rx) = mpsc::channel(8192);
+    let duties = Arc::new(lease::Lease::new(lease::DUTIES, &node, &boot));
     let cluster = Arc::new(Cluster {
+        name: name.clone(),
         node: node.clone(),
-        client,
+        boot,
+        client: link.client.clone(),
+        connected: link.connected.clone(),
         table: Mutex::default(),
         // The holder waits up to the timeout for room in the queue, then twice it for the
         // charger (`Gateway::send_local`); a little more for the trip.
         request_timeout: command_timeout * 3 + Duration::from_secs(2),
         command_timeout,
+        duties,
+        outbox,
+        seq: AtomicU64::new(0),
+        seen: Mutex::default(),
+        http: OnceLock::new(),
     });
     if gw.cluster.set(cluster.clone()).is_err() {
         return Err(ClusterError::AlreadyStarted);
     }
     let (outbound_tx, outbound_rx) = mpsc::channel::<Event>(8192);
-    let dropped = std::sync::atomic::AtomicU64::new(0);
+    let dropped = AtomicU64::new(0);
     let hooked = gw.live.set_outbound(move |event| {
         if shared(event) && outbound_tx.try_send(event.clone()).is_err() {
             // Said at the 1st, 2nd, 4th, 8th... drop, so a long burst does not flood the log.
-            let n = dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(
                     kind = event.kind(),
@@ -340,10 +502,59 @@ pub fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Cluster>, C
     if !hooked {
         return Err(ClusterError::AlreadyStarted);
     }
+    let subscribe = |rest: &str| {
+        let client = link.client.clone();
+        let subject = cluster.subject(rest);
+        async move { client.subscribe(subject).await }
+    };
+    let commands = subscribe(&format!("cmd.{node}"));
+    let heartbeats = subscribe("nodes.heartbeat");
+    let hellos = subscribe("nodes.hello");
+    let http = subscribe(&format!("http.{node}"));
+    let tags = subscribe(&format!("tags.{node}"));
+    let subscribed = async {
+        Ok::<_, async_nats::SubscribeError>((
+            commands.await?,
+            heartbeats.await?,
+            hellos.await?,
+            http.await?,
+            tags.await?,
+        ))
+    }
+    .await;
+    let (commands, heartbeats, hellos, http, tags) =
+        subscribed.map_err(|e| LinkError::Url(format!("{}: {e}", redact(&config.nats.url))))?;
+    tokio::spawn(stream::publish(js.clone(), outbox_rx, link.connected.clone()));
+    let applier = {
+        let (gw, cluster) = (gw.clone(), cluster.clone());
+        Arc::new(move |payload: &[u8]| receive_event(&gw, &cluster, payload))
+    };
+    tokio::spawn(stream::consume(
+        js.clone(),
+        name.clone(),
+        node.clone(),
+        link.connected.clone(),
+        applier,
+    ));
     tokio::spawn(outbound(gw.clone(), cluster.clone(), outbound_rx));
-    tokio::spawn(inbound(gw.clone(), cluster.clone(), channels.incoming));
-    tokio::spawn(membership(gw.clone(), cluster.clone(), channels.connected));
-    tracing::info!(node, nats = %addr, "cluster mode: sharing live state and routing commands over NATS");
+    tokio::spawn(answer_commands(gw.clone(), cluster.clone(), commands));
+    tokio::spawn(hear_nodes(gw.clone(), cluster.clone(), heartbeats, false));
+    tokio::spawn(hear_nodes(gw.clone(), cluster.clone(), hellos, true));
+    tokio::spawn(answer_http(cluster.clone(), http));
+    tokio::spawn(answer_tags(gw.clone(), cluster.clone(), tags));
+    tokio::spawn(membership(gw.clone(), cluster.clone(), link.connected.clone()));
+    tokio::spawn(keep_leases(
+        js,
+        cluster.clone(),
+        node_lease,
+        link.connected.clone(),
+    ));
+    tracing::info!(
+        node,
+        cluster = name,
+        nats = %redact(&config.nats.url),
+        "cluster mode: sharing live state and routing commands over NATS"
+    );
     Ok(cluster)
 }
 
@@ -385,37 +596,27 @@ async fn outbound(gw: Arc<Gateway>, cluster: Arc<Cluster>, mut events: mpsc::Rec
     }
 }
 
-/// Applies what the other nodes send.
-async fn inbound(
-    gw: Arc<Gateway>,
-    cluster: Arc<Cluster>,
-    mut incoming: mpsc::Receiver<nats::Message>,
-) {
-    let own_commands = format!("{SUBJECT_COMMANDS}.{}", cluster.node);
-    while let Some(msg) = incoming.recv().await {
-        let subject = msg.subject.as_str();
-        if subject == own_commands {
-            answer(&gw, &cluster, msg);
-        } else if subject.starts_with(SUBJECT_EVENTS) {
-            match serde_json::from_slice::<Envelope>(&msg.payload) {
-                Ok(envelope) if envelope.node != cluster.node => {
-                    apply(&gw, &cluster, envelope);
-                }
-                Ok(_) => {}
-                Err(error) => malformed(subject, &msg.payload, &error),
+/// One event from the stream: applied unless it is this node's own or a repeat.
+fn receive_event(gw: &Arc<Gateway>, cluster: &Arc<Cluster>, payload: &[u8]) {
+    match serde_json::from_slice::<Envelope>(payload) {
+        Ok(envelope) if envelope.node == cluster.node => {}
+        Ok(envelope) => {
+            if envelope.id.is_empty() {
+                tracing::warn!(node = envelope.node, "ignoring a cluster event with no id");
+                return;
             }
-        } else if subject == SUBJECT_HEARTBEAT || subject == SUBJECT_HELLO {
-            match serde_json::from_slice::<NodeNote>(&msg.payload) {
-                Ok(note) if note.node != cluster.node && valid_node_id(&note.node) => {
-                    cluster.table().nodes.insert(note.node, Instant::now());
-                    if subject == SUBJECT_HELLO {
-                        tokio::spawn(announce_all(gw.clone(), cluster.clone()));
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => malformed(subject, &msg.payload, &error),
+            let first = cluster
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first(&envelope.id);
+            if first {
+                apply(gw, cluster, envelope);
+            } else {
+                tracing::debug!(id = envelope.id, "cluster event seen before; not applied again");
             }
         }
+        Err(error) => malformed("events", payload, &error),
     }
 }
 
@@ -428,36 +629,135 @@ fn malformed(subject: &str, payload: &[u8], error: &serde_json::Error) {
     );
 }
 
-/// Answers a command request for a charger this node holds (or says offline).
-fn answer(gw: &Arc<Gateway>, cluster: &Arc<Cluster>, msg: nats::Message) {
-    let Some(reply_to) = msg.reply else {
-        tracing::warn!(
-            subject = msg.subject,
-            "ignoring a command request with no reply subject"
-        );
-        return;
-    };
-    let request = match serde_json::from_slice::<WireRequest>(&msg.payload) {
-        Ok(request) => request,
-        Err(error) => {
-            malformed(&msg.subject, &msg.payload, &error);
-            let reply = WireReply::Invalid {
-                message: "malformed command request".to_owned(),
+/// Answers command requests for chargers this node holds (or says offline).
+async fn answer_commands(
+    gw: Arc<Gateway>,
+    cluster: Arc<Cluster>,
+    mut requests: async_nats::Subscriber,
+) {
+    while let Some(msg) = requests.next().await {
+        let Some(reply_to) = msg.reply.clone() else {
+            tracing::warn!(
+                subject = %msg.subject,
+                "ignoring a command request with no reply subject"
+            );
+            continue;
+        };
+        let request = match serde_json::from_slice::<WireRequest>(&msg.payload) {
+            Ok(request) => request,
+            Err(error) => {
+                malformed(&msg.subject, &msg.payload, &error);
+                let reply = WireReply::Invalid {
+                    message: "malformed command request".to_owned(),
+                };
+                cluster.publish(reply_to.to_string(), &reply).await;
+                continue;
+            }
+        };
+        let (gw, cluster) = (gw.clone(), cluster.clone());
+        tokio::spawn(async move {
+            let result = gw.send_local(&request.charger_id, request.command).await;
+            cluster
+                .publish(reply_to.to_string(), &WireReply::from_result(result))
+                .await;
+        });
+    }
+}
+
+/// Serves other nodes' forwarded HTTP requests through this node's router.
+async fn answer_http(cluster: Arc<Cluster>, mut requests: async_nats::Subscriber) {
+    while let Some(msg) = requests.next().await {
+        let Some(reply_to) = msg.reply.clone() else {
+            tracing::warn!(subject = %msg.subject, "ignoring a forwarded request with no reply subject");
+            continue;
+        };
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let reply = match serde_json::from_slice::<forward::WireHttp>(&msg.payload)
+                .ok()
+                .and_then(forward::from_wire)
+            {
+                None => {
+                    tracing::warn!(
+                        subject = %msg.subject,
+                        bytes = msg.payload.len(),
+                        "ignoring a malformed cluster message"
+                    );
+                    forward::WireHttpReply {
+                        status: 400,
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            r#"{"code":"bad_request","message":"malformed forwarded request"}"#,
+                        ),
+                    }
+                }
+                Some(req) => match cluster.http.get() {
+                    Some(router) => {
+                        let resp = match router.clone().oneshot(req).await {
+                            Ok(resp) => resp,
+                            Err(never) => match never {},
+                        };
+                        let max = cluster.client.server_info().max_payload.max(64 * 1024);
+                        forward::reply_to_wire(resp, (max / 4) * 3 - 16 * 1024).await
+                    }
+                    None => forward::WireHttpReply {
+                        status: 503,
+                        headers: vec![("retry-after".into(), "2".into())],
+                        body: String::new(),
+                    },
+                },
             };
-            cluster.publish(&reply_to, &reply);
-            return;
+            cluster.publish(reply_to.to_string(), &reply).await;
+        });
+    }
+}
+
+/// Answers other nodes' tag checks from this node's tag authorities.
+async fn answer_tags(gw: Arc<Gateway>, cluster: Arc<Cluster>, mut requests: async_nats::Subscriber) {
+    while let Some(msg) = requests.next().await {
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        let accepted = match serde_json::from_slice::<forward::WireTag>(&msg.payload) {
+            Ok(ask) => gw.vouched_locally(&ask.charger_id, &ask.id_tag),
+            Err(error) => {
+                malformed(&msg.subject, &msg.payload, &error);
+                false
+            }
+        };
+        cluster
+            .publish(reply_to.to_string(), &forward::WireTagReply { accepted })
+            .await;
+    }
+}
+
+/// Heartbeats and hellos of the other nodes.
+async fn hear_nodes(
+    gw: Arc<Gateway>,
+    cluster: Arc<Cluster>,
+    mut notes: async_nats::Subscriber,
+    hello: bool,
+) {
+    while let Some(msg) = notes.next().await {
+        match serde_json::from_slice::<NodeNote>(&msg.payload) {
+            Ok(note) if note.node != cluster.node && valid_node_id(&note.node) => {
+                cluster.table().nodes.insert(note.node, Instant::now());
+                if hello {
+                    tokio::spawn(announce_all(gw.clone(), cluster.clone()));
+                }
+            }
+            Ok(_) => {}
+            Err(error) => malformed(&msg.subject, &msg.payload, &error),
         }
-    };
-    let (gw, cluster) = (gw.clone(), cluster.clone());
-    tokio::spawn(async move {
-        let result = gw.send_local(&request.charger_id, request.command).await;
-        cluster.publish(&reply_to, &WireReply::from_result(result));
-    });
+    }
 }
 
 /// Applies another node's event to this node's live state.
 fn apply(gw: &Gateway, cluster: &Cluster, envelope: Envelope) {
-    let Envelope { node, event, state } = envelope;
+    let Envelope {
+        node, event, state, ..
+    } = envelope;
     if !valid_node_id(&node) {
         tracing::warn!(node, "ignoring a cluster event from an invalid node id");
         return;
@@ -534,16 +834,9 @@ fn apply(gw: &Gateway, cluster: &Cluster, envelope: Envelope) {
                 });
             writer::connector_status(live, &charger_id, &station_id, state, Origin::Remote);
         }
-        event @ (Event::SessionStarted { .. } | Event::SessionStopped { .. }) => {
-            live.publish_remote(event);
-        }
-        other => {
-            tracing::debug!(
-                node,
-                kind = other.kind(),
-                "ignoring a cluster event of a kind not shared"
-            );
-        }
+        // Everything else is news for this node's bus: its live feed, and the duties when
+        // this node runs them.
+        event => live.publish_remote(event),
     }
 }
 
@@ -589,16 +882,30 @@ async fn announce_all(gw: Arc<Gateway>, cluster: Arc<Cluster>) {
 }
 
 /// Says hello on every connect, beats the heart, and lets go of nodes gone silent.
-async fn membership(
-    gw: Arc<Gateway>,
-    cluster: Arc<Cluster>,
-    mut connected: tokio::sync::watch::Receiver<bool>,
-) {
+async fn membership(gw: Arc<Gateway>, cluster: Arc<Cluster>, mut connected: watch::Receiver<bool>) {
     let note = NodeNote {
         node: cluster.node.clone(),
     };
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (hello, heartbeat) = (
+        cluster.subject("nodes.hello"),
+        cluster.subject("nodes.heartbeat"),
+    );
+    let greet = |cluster: Arc<Cluster>, gw: Arc<Gateway>| {
+        let note = NodeNote {
+            node: cluster.node.clone(),
+        };
+        let (hello, heartbeat) = (hello.clone(), heartbeat.clone());
+        async move {
+            cluster.publish(hello, &note).await;
+            cluster.publish(heartbeat, &note).await;
+            announce_all(gw, cluster).await;
+        }
+    };
+    if *connected.borrow_and_update() {
+        tokio::spawn(greet(cluster.clone(), gw.clone()));
+    }
     loop {
         tokio::select! {
             changed = connected.changed() => {
@@ -606,16 +913,64 @@ async fn membership(
                     return;
                 }
                 if *connected.borrow_and_update() {
-                    cluster.publish(SUBJECT_HELLO, &note);
-                    cluster.publish(SUBJECT_HEARTBEAT, &note);
-                    tokio::spawn(announce_all(gw.clone(), cluster.clone()));
+                    tokio::spawn(greet(cluster.clone(), gw.clone()));
                 }
             }
             _ = tick.tick() => {
-                cluster.publish(SUBJECT_HEARTBEAT, &note);
+                if *connected.borrow() {
+                    cluster.publish(heartbeat.clone(), &note).await;
+                }
                 expire(&gw, &cluster);
             }
         }
+    }
+}
+
+/// Renews this node's id and takes, holds or follows the duties lease, every [`lease::RENEW`].
+async fn keep_leases(
+    js: async_nats::jetstream::Context,
+    cluster: Arc<Cluster>,
+    node_lease: Arc<lease::Lease>,
+    connected: watch::Receiver<bool>,
+) {
+    let mut kv = None;
+    let mut warned = false;
+    let mut tick = tokio::time::interval(lease::RENEW);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // A holder cut off from NATS fences itself here, on the clock alone.
+        cluster.duties.tick();
+        if !*connected.borrow() {
+            continue;
+        }
+        if kv.is_none() {
+            match lease::bucket(&js, &cluster.name).await {
+                Ok(store) => {
+                    kv = Some(store);
+                    if warned {
+                        tracing::info!("the cluster's lease bucket is open");
+                    }
+                }
+                Err(error) => {
+                    if !warned {
+                        tracing::error!(%error, "the cluster's lease bucket cannot be opened; no node runs the duties");
+                        warned = true;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(store) = &kv else { continue };
+        let was = node_lease.holds();
+        if !node_lease.round(store).await && was {
+            tracing::error!(
+                node = cluster.node,
+                "another process took this node's id: two nodes share --node-id {}",
+                cluster.node
+            );
+        }
+        cluster.duties.round(store).await;
     }
 }
 
@@ -762,6 +1117,7 @@ mod tests {
         ];
         for event in events {
             let envelope = Envelope {
+                id: "a-1.x.1".into(),
                 node: "a-1".into(),
                 event,
                 state: Some(state.clone()),

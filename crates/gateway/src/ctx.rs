@@ -127,19 +127,21 @@ impl Ctx {
         let tag = self.gw.store.get_id_tag(id_tag).await.map_err(internal)?;
         Ok(match tag {
             Some(t) => t.effective_status(self.gw.live.now()),
-            None if self.vouched_for(id_tag) => IdTagStatus::Accepted,
+            None if self.vouched_for(id_tag).await => IdTagStatus::Accepted,
             None => IdTagStatus::Invalid,
         })
     }
 
-    /// Whether a [`crate::TagAuthority`] accepts a tag the id-tag list does not know here.
-    fn vouched_for(&self, id_tag: &str) -> bool {
-        let all = self
-            .gw
-            .tag_authority
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        all.iter().any(|a| a.accepts(&self.charger_id, id_tag))
+    /// Whether a [`crate::TagAuthority`] accepts a tag the id-tag list does not know: this
+    /// node's, or in a cluster the duties' node's (which keeps the queue and the lots).
+    async fn vouched_for(&self, id_tag: &str) -> bool {
+        if self.gw.vouched_locally(&self.charger_id, id_tag) {
+            return true;
+        }
+        match self.gw.cluster.get() {
+            Some(cluster) => cluster.vouch(&self.charger_id, id_tag).await,
+            None => false,
+        }
     }
 
     /// A session of this charger by its transaction id, from the cache or the store.

@@ -355,6 +355,17 @@ impl Gateway {
         })
     }
 
+    /// Whether one of this node's [`TagAuthority`]s accepts `id_tag` at `charger_id`.
+    pub fn vouched_locally(&self, charger_id: &str, id_tag: &str) -> bool {
+        let all = self.tag_authority.read().unwrap_or_else(|e| e.into_inner());
+        all.iter().any(|a| a.accepts(charger_id, id_tag))
+    }
+
+    /// This node's side of the cluster, when it is part of one.
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.cluster.get()
+    }
+
     /// Adds a [`TagAuthority`] asked about tags the id-tag list does not know (robot lots,
     /// queue reservations); a tag any of them accepts is accepted.
     pub fn set_tag_authority(&self, authority: Arc<dyn TagAuthority>) {

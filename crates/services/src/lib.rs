@@ -28,6 +28,8 @@ pub use platform::Platform;
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 /// Every service of one process, built once and shared by the edges.
 pub struct Services {
     pub platform: Platform,
@@ -89,5 +91,26 @@ impl Services {
         self.queue.start(&self.duties, queue);
         self.units.start(&self.duties);
         self.lots.start(&self.duties, lots);
+    }
+
+    /// Starts every service's background duties under a lease (a cluster node): they run while
+    /// `held` is true. Each time it turns, the books read from the store are dropped, so the
+    /// next run starts from what the last holder stored.
+    pub fn start_under_lease(self: &Arc<Self>, config: DutiesConfig, held: watch::Receiver<bool>) {
+        self.duties.set_paused();
+        self.start(config);
+        let services = self.clone();
+        self.duties.follow(held, move || {
+            let services = services.clone();
+            async move { services.forget().await }
+        });
+    }
+
+    /// Drops what the services hold of the duties' books; they are read again when next used.
+    pub async fn forget(&self) {
+        self.queue.forget().await;
+        self.ops.forget();
+        self.units.forget().await;
+        self.lots.forget().await;
     }
 }

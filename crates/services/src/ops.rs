@@ -328,6 +328,15 @@ impl Operations {
         });
     }
 
+    /// Drops the set of chargers with an open case (the duties moved); the detection duty
+    /// reads it again from the store when it starts.
+    pub(crate) fn forget(&self) {
+        self.open_chargers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     pub fn config(&self) -> OpsConfig {
         self.config
             .read()
@@ -360,12 +369,14 @@ impl Operations {
 
     /// Stores a changed case with its new timeline entries and tells everyone.
     async fn save(&self, case: &Case, entries: &[TimelineEntry]) -> Result<()> {
+        self.platform.fence()?;
         self.platform.store.update_case(case, entries).await?;
         self.announce(case);
         Ok(())
     }
 
     async fn insert(&self, case: &Case, entries: &[TimelineEntry]) -> Result<Case> {
+        self.platform.fence()?;
         let case = self.platform.store.insert_case(case, entries).await?;
         self.announce(&case);
         Ok(case)
@@ -722,6 +733,7 @@ impl Operations {
                     detail,
                 );
                 // The case itself is unchanged: a timeline line only, nothing to announce.
+                self.platform.fence()?;
                 self.platform.store.update_case(&current, &[entry]).await?;
             }
         }

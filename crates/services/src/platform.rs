@@ -42,6 +42,27 @@ impl Platform {
         self.live.subscribe()
     }
 
+    /// Whether this node may write the background duties' books (queue tickets, cases, lots,
+    /// units): always on a single node; in a cluster only while it holds the duties lease.
+    pub fn holds_duties(&self) -> bool {
+        self.gateway
+            .cluster()
+            .is_none_or(|c| c.duties_lease().holds())
+    }
+
+    /// [`Platform::holds_duties`] as a result: the fence every write of a duty's book passes.
+    pub fn fence(&self) -> crate::Result<()> {
+        if self.holds_duties() {
+            Ok(())
+        } else {
+            Err(crate::Error::new(
+                crate::ErrorKind::Unavailable,
+                "duties_moving",
+                "this node no longer runs the platform's duties (another node takes them over); retry shortly",
+            ))
+        }
+    }
+
     /// Announces an event on the bus (and, in a cluster, to the other nodes).
     pub fn publish(&self, event: Event) {
         self.live.publish(event);

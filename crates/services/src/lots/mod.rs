@@ -249,6 +249,15 @@ impl Lots {
         *self.cars.0.write().unwrap_or_else(|e| e.into_inner()) = cars;
     }
 
+    /// Drops the lots read from the store (the duties moved to or from this node): robot
+    /// reports not stored yet go with them, and the next use reads the lots again.
+    pub(crate) async fn forget(&self) {
+        let mut book = self.book.lock().await;
+        *book = Book::default();
+        *self.robot_ids.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.cars.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     async fn ensure_loaded(&self, book: &mut Book) -> Result<()> {
         if book.loaded {
             return Ok(());
@@ -280,6 +289,7 @@ impl Lots {
     async fn store_lot(&self, station: &str, lot: &LiveLot) -> Result<()> {
         let text = serde_json::to_string(lot)
             .map_err(|e| Error::internal(format!("failed to encode the lot: {e}")))?;
+        self.platform.fence()?;
         self.platform
             .store
             .put_document(DOC_KIND, station, &text)

@@ -38,6 +38,18 @@ pub(super) async fn run(
     refresh_open_chargers(ops).await;
     let mut detector = Detector::new(config.clone());
     assume_absent_offline(ops, &mut detector).await;
+    // Faults standing now are news to a fresh detector (a node taking the duties over from
+    // one that died mid-way): each is matched against the open cases, so it opens one only
+    // where none is open.
+    let standing = standing_faults(ops).await;
+    if !standing.is_empty() {
+        tracing::info!(faults = standing.len(), "faulted connectors at start checked against open cases");
+    }
+    for event in standing {
+        let now = ops.platform.now();
+        let signals = detector.on_event(&event, now);
+        handle(ops, &detector, &config, signals).await;
+    }
     let mut tick = tokio::time::interval(StdDuration::from_millis(config.tick_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks = 0u64;
@@ -217,6 +229,7 @@ async fn on_cleared(
     for case in ops.open_cases_of(charger_id).await? {
         if case.kind == kind && (connector_id.is_none() || case.connector_id == connector_id) {
             let entry = TimelineEntry::new(at, PLATFORM, "cleared", case.state, detail);
+            ops.platform.fence()?;
             ops.platform.store.update_case(&case, &[entry]).await?;
         }
     }
@@ -355,6 +368,40 @@ async fn assume_absent_offline(ops: &Operations, detector: &mut Detector) {
         }
         Err(e) => tracing::warn!(error = %e, "could not list chargers for offline detection"),
     }
+}
+
+/// A status event for every connector that is faulted now, from the live state.
+async fn standing_faults(ops: &Operations) -> Vec<Event> {
+    let chargers = match ops.platform.store.list_chargers().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list chargers for standing faults");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for c in chargers {
+        let Some(snapshot) = ops.platform.live.snapshot(&c.id) else {
+            continue;
+        };
+        for k in snapshot
+            .connectors
+            .iter()
+            .filter(|k| k.status == chargeops_core::ConnectorStatus::Faulted)
+        {
+            out.push(Event::StatusChanged {
+                charger_id: c.id.clone(),
+                station_id: snapshot.station_id.clone(),
+                evse_id: k.evse_id,
+                connector_id: k.connector_id,
+                status: k.status,
+                previous: None,
+                error_code: k.error_code.clone(),
+                at: k.updated_at,
+            });
+        }
+    }
+    out
 }
 
 async fn refresh_open_chargers(ops: &Operations) {

@@ -226,6 +226,13 @@ impl Queue {
         });
     }
 
+    /// Drops the tickets read from the store (the duties moved to or from this node); the
+    /// next use reads them again.
+    pub(crate) async fn forget(&self) {
+        *self.book.lock().await = Book::default();
+        self.reservations.forget();
+    }
+
     pub fn config(&self) -> QueueConfig {
         self.config
             .read()
@@ -273,6 +280,7 @@ impl Queue {
     /// Stores a changed ticket, then keeps it in the book and the charger's reservation in
     /// step (every change of a ticket comes through here).
     async fn save(&self, book: &mut Book, t: Ticket) -> Result<Ticket> {
+        self.platform.fence()?;
         self.platform.store.update_ticket(&t).await?;
         book.put(t.clone());
         self.reservations
@@ -630,6 +638,7 @@ impl Queue {
             source,
         );
         t.initial_estimate_s = initial;
+        self.platform.fence()?;
         let t = self.platform.store.insert_ticket(&t).await.map_err(|e| {
             if e.kind() == chargeops_store::ErrorKind::Conflict {
                 conflict(

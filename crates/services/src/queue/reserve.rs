@@ -151,6 +151,12 @@ fn outcome(result: &Result<chargeops_core::CommandReply, CommandError>) -> Strin
 }
 
 impl Reservations {
+    /// Drops every record (a node whose duties moved elsewhere); [`Reservations::load`]
+    /// reads them again.
+    pub fn forget(&self) {
+        lock(&self.records).clear();
+    }
+
     /// Reads the stored reservations (at the queue's first load), dropping long-ended ones.
     pub async fn load(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), Error> {
         let mut stale = Vec::new();

@@ -115,6 +115,13 @@ impl Units {
     // -----------------------------------------------------------------------------------------
     // The units.
 
+    /// Drops the units read from the store and the plan made from them (the duties moved);
+    /// the next use reads them again, and the next holder plans anew.
+    pub(crate) async fn forget(&self) {
+        *self.book.lock().await = Book::default();
+        *self.plan.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The book of units, read from the store the first time.
     async fn book(&self) -> Result<tokio::sync::MutexGuard<'_, Book>> {
         let mut book = self.book.lock().await;
@@ -138,6 +145,7 @@ impl Units {
     async fn save(&self, unit: &MobileUnit) -> Result<()> {
         let text =
             serde_json::to_string(unit).map_err(|_| Error::internal("failed to encode a unit"))?;
+        self.platform.fence()?;
         self.platform
             .store
             .put_document(DOC_KIND, &unit.id, &text)
