@@ -298,7 +298,8 @@ def test_nodes_keep_serving_without_nats_and_catch_up_after(make_server, schema,
     log = open(tmp_path / "nats.log", "ab")
 
     def start_nats():
-        proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+        proc = subprocess.Popen([binary, "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1",
+                                 "-p", str(port)], stdout=log, stderr=log)
         def up() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"nats-server exited ({proc.returncode})")

@@ -209,6 +209,19 @@ fn static_protocol(name: &str) -> &'static str {
     }
 }
 
+/// Why a request to another node got no answer.
+#[derive(Debug, thiserror::Error)]
+enum Unreached {
+    #[error("not connected to NATS")]
+    Down,
+    #[error("no node is listening on the subject")]
+    NoResponders,
+    #[error("no answer in time")]
+    TimedOut,
+    #[error("{0}")]
+    Other(String),
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct NodeNote {
     node: String,
@@ -308,9 +321,7 @@ impl Cluster {
                     Err(CommandError::Closed)
                 }
             },
-            Err(e) if e.kind() == async_nats::client::RequestErrorKind::TimedOut => {
-                Err(CommandError::Timeout(self.command_timeout.as_secs()))
-            }
+            Err(Unreached::TimedOut) => Err(CommandError::Timeout(self.command_timeout.as_secs())),
             Err(error) => {
                 tracing::info!(charger_id, node, %error, "command could not reach the charger's node");
                 Err(offline())
@@ -323,11 +334,23 @@ impl Cluster {
         subject: String,
         payload: Bytes,
         timeout: Duration,
-    ) -> Result<async_nats::Message, async_nats::client::RequestError> {
+    ) -> Result<async_nats::Message, Unreached> {
+        // While the link is down a request would wait out its timeout in the client's queue:
+        // say at once that no one can be reached.
+        if !self.is_connected() {
+            return Err(Unreached::Down);
+        }
         let request = async_nats::client::Request::new()
             .payload(payload)
             .timeout(Some(timeout));
-        self.client.send_request(subject, request).await
+        self.client
+            .send_request(subject, request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::client::RequestErrorKind::TimedOut => Unreached::TimedOut,
+                async_nats::client::RequestErrorKind::NoResponders => Unreached::NoResponders,
+                _ => Unreached::Other(e.to_string()),
+            })
     }
 
     /// Carries an HTTP request for the duties' books to the node that holds them.

@@ -94,9 +94,9 @@ impl Lease {
     fn set_held(&self, now: bool) {
         if self.held.send_replace(now) != now {
             if now {
-                tracing::info!(lease = self.key, node = self.me.node, "lease taken: this node runs it now");
+                tracing::info!(lease = self.key, node = self.me.node, "lease taken");
             } else {
-                tracing::warn!(lease = self.key, node = self.me.node, "lease lost: this node no longer runs it");
+                tracing::warn!(lease = self.key, node = self.me.node, "lease lost");
             }
         }
     }
@@ -178,22 +178,34 @@ pub fn bucket_name(cluster: &str) -> String {
     format!("{}_leases", cluster.replace('-', "_"))
 }
 
-/// Opens (or makes) the cluster's lease bucket.
+/// Opens (or makes) the cluster's lease bucket. The bucket's stream is made here with the
+/// key-value layout (`KV_<bucket>` on `$KV.<bucket>.>`, one entry a key, roll-ups allowed)
+/// rather than through `create_key_value`, which reads account fields that NATS servers
+/// before 2.10 do not send.
 pub async fn bucket(js: &jetstream::Context, cluster: &str) -> Result<kv::Store, String> {
     let name = bucket_name(cluster);
     if let Ok(store) = js.get_key_value(&name).await {
         return Ok(store);
     }
-    js.create_key_value(kv::Config {
-        bucket: name,
-        description: "chargeops leases: the duties' holder and the nodes' ids".to_owned(),
-        history: 1,
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        description: Some("chargeops leases: the duties' holder and the nodes' ids".to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
         max_age: TTL,
         storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: jetstream::stream::DiscardPolicy::New,
         ..Default::default()
     })
     .await
-    .map_err(|e| chargeops_core::error::chain(&e))
+    .map_err(|e| chargeops_core::error::chain(&e))?;
+    js.get_key_value(&name)
+        .await
+        .map_err(|e| chargeops_core::error::chain(&e))
 }
 
 /// Another running process holds `node`'s id.
