@@ -95,6 +95,7 @@ fn app(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(routes::list_id_tags, routes::upsert_id_tag))
         .routes(routes!(routes::delete_id_tag))
         .routes(routes!(routes::events))
+        .routes(routes!(routes::cluster))
         .routes(routes!(forecast::station_forecast))
         .routes(routes!(forecast::best_time))
         .routes(routes!(forecast::station_plan))
@@ -162,6 +163,7 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/id-tags",
     "/api/v1/id-tags/{tag}",
     "/api/v1/events",
+    "/api/v1/cluster",
     "/api/v1/openapi.json",
     "/api/v1/stations/{id}/forecast",
     "/api/v1/stations/{id}/best-time",

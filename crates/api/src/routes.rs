@@ -286,6 +286,67 @@ pub(crate) struct Health {
     chargers_online: Option<u64>,
 }
 
+/// This node's place in the cluster.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ClusterView {
+    /// Whether this node is part of a cluster (`--nats-url`); the rest is absent when not.
+    clustered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    /// Whether the link to NATS is up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected: Option<bool>,
+    /// The node that runs the background duties (fault detection, queue calling, robot
+    /// dispatch, unit planning), as this node last read the lease; null while it moves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duties_holder: Option<String>,
+    /// Whether this node holds the duties lease now.
+    holds_duties: bool,
+    /// The duties running on this node.
+    duties_running: Vec<&'static str>,
+    /// The other nodes heard from in the last 6 s.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/cluster",
+    tag = "platform",
+    summary = "This node's place in the cluster: the duties' holder, the nodes heard from",
+    responses(
+        (status = 200, description = "the cluster as this node sees it", body = ClusterView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
+    let running = state.services.duties.running();
+    Json(match state.gateway.cluster() {
+        None => ClusterView {
+            clustered: false,
+            cluster: None,
+            node: None,
+            connected: None,
+            duties_holder: None,
+            holds_duties: !running.is_empty(),
+            duties_running: running,
+            nodes: Vec::new(),
+        },
+        Some(c) => ClusterView {
+            clustered: true,
+            cluster: Some(c.name().to_owned()),
+            node: Some(c.node_id().to_owned()),
+            connected: Some(c.is_connected()),
+            duties_holder: c.duties_lease().holder(),
+            holds_duties: c.duties_lease().holds(),
+            duties_running: running,
+            nodes: c.nodes(),
+        },
+    })
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }

@@ -339,6 +339,22 @@ impl Live {
         true
     }
 
+    /// Takes another node's count of cars waiting at a station: kept, and told to this
+    /// node's bus only ([`Live::publish_remote`]).
+    pub fn set_waiting_remote(&self, station_id: &str, waiting: u64, at: DateTime<Utc>) -> bool {
+        let Some(c) = read(&self.stations).get(station_id).cloned() else {
+            return false;
+        };
+        if c.waiting.swap(waiting as i64, Ordering::Relaxed) != waiting as i64 {
+            self.publish_remote(Event::QueueChanged {
+                station_id: station_id.to_owned(),
+                waiting,
+                at,
+            });
+        }
+        true
+    }
+
     /// Cars waiting at a station, as last observed.
     pub fn station_waiting(&self, station_id: &str) -> u64 {
         read(&self.stations)

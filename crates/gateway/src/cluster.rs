@@ -284,6 +284,19 @@ impl Cluster {
         self.table().owners.get(charger_id).cloned()
     }
 
+    /// The other nodes heard from within [`NODE_EXPIRY`], by name.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self
+            .table()
+            .nodes
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() <= NODE_EXPIRY)
+            .map(|(n, _)| n.clone())
+            .collect();
+        nodes.sort();
+        nodes
+    }
+
     /// The lease the background duties run under.
     pub fn duties_lease(&self) -> &Arc<lease::Lease> {
         &self.duties
@@ -856,6 +869,13 @@ fn apply(gw: &Gateway, cluster: &Cluster, envelope: Envelope) {
                     )
                 });
             writer::connector_status(live, &charger_id, &station_id, state, Origin::Remote);
+        }
+        Event::QueueChanged {
+            station_id,
+            waiting,
+            at,
+        } => {
+            live.set_waiting_remote(&station_id, waiting, at);
         }
         // Everything else is news for this node's bus: its live feed, and the duties when
         // this node runs them.

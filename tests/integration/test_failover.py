@@ -1,0 +1,285 @@
+"""Three identical `chargeops serve` nodes (same flags, no `--background-tasks false`) on one
+PostgreSQL schema and one NATS, as one platform with no single point of failure.
+
+- One node holds the duties lease and runs fault detection, queue calling and robot dispatch;
+  every node serves every API (the queue, the lots and the cases through any node).
+- kill -9 of the duties' node while a fault, a queue call and a robot assignment are under
+  way: a surviving node takes the lease within seconds; the fault opens exactly one case, the
+  next ticket is called exactly once (one webhook notification), the robot keeps its car, and
+  every node's API answers the same.
+- A node with a clashing `--node-id`, and wrong NATS credentials, fail at start with a clear
+  error; forged duty requests on the cluster's subjects change nothing.
+
+Each test runs its own cluster name (`--cluster-name`), so runs on one NATS do not meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from chargepoints import charge_point
+from harness import BINARY, await_until, basic_auth, body_list, run, uid, wait_until
+from test_cluster import NATS_URL, RawNats, nats  # noqa: F401 (fixture)
+from test_postgres import PG_URL, database, psql, schema  # noqa: F401 (fixtures)
+from test_queue import Hook
+
+PW = "failover-password-16"
+# A dead holder's lease ages out after 5 s; the next holder takes it at its next try (1 s).
+TAKEOVER_WITHIN = 15.0
+
+
+@pytest.fixture
+def hook():
+    h = Hook()
+    yield h
+    h.close()
+
+
+def config_file(tmp_path, hook) -> str:
+    path = tmp_path / "cluster.toml"
+    path.write_text(
+        f"""
+[queue]
+plug_in_secs = 600
+tick_ms = 100
+webhook_url = "{hook.url}"
+
+[ops]
+tick_ms = 100
+"""
+    )
+    return str(path)
+
+
+def cluster_view(server) -> dict:
+    return server.ok("GET", "/api/v1/cluster")
+
+
+def start_nodes(make_server, schema, config, n=3):
+    tag = uuid.uuid4().hex[:6]
+    name = f"fo-{tag}"
+    args = ("--database-url", PG_URL, "--database-schema", schema, "--nats-url", NATS_URL,
+            "--cluster-name", name, "--config", config)
+    first = make_server(extra_args=args + ("--node-id", f"fo-0-{tag}"), command_timeout=10)
+    nodes = [first] + [
+        make_server(extra_args=args + ("--node-id", f"fo-{i}-{tag}"), command_timeout=10, token=first.token)
+        for i in range(1, n)
+    ]
+    ids = [f"fo-{i}-{tag}" for i in range(n)]
+
+    def one_holder():
+        views = [cluster_view(s) for s in nodes]
+        holders = [v["node"] for v in views if v["holds_duties"]]
+        agreed = {v["duties_holder"] for v in views}
+        if len(holders) == 1 and agreed == {holders[0]} and all(len(v["nodes"]) == n - 1 for v in views):
+            return holders[0]
+        return None
+
+    holder = wait_until(one_holder, timeout=20, what="one duties holder every node agrees on")
+    return nodes, ids, holder, name
+
+
+def test_killing_the_duties_node_loses_nothing_and_duplicates_nothing(make_server, schema, nats, hook, tmp_path):
+    config = config_file(tmp_path, hook)
+    nodes, ids, holder_id, _ = start_nodes(make_server, schema, config)
+    holder = nodes[ids.index(holder_id)]
+    x, y = [s for s in nodes if s is not holder]
+    for s in nodes:
+        v = cluster_view(s)
+        assert v["clustered"] and v["connected"]
+        if s is holder:
+            assert set(v["duties_running"]) >= {"ops-detection", "queue caller", "lots"}, v
+        else:
+            assert v["duties_running"] == [], v
+
+    station, fault_station, lot_station = uid("fo-st"), uid("fo-fs"), uid("fo-lot")
+    x.ensure_station(station, name="Failover Service Area", lat=28.2, lon=112.9)
+    x.ensure_station(fault_station, name="Failover Fault", lat=28.3, lon=112.9)
+    x.ensure_station(lot_station, name="Failover Lot")
+    for s in nodes:
+        s._stations.update({station, fault_station, lot_station})
+    busy, faulty, robot = uid("fo-busy"), uid("fo-fault"), uid("fo-robot")
+    x.register(busy, password=PW, station=station)
+    x.register(faulty, password=PW, station=fault_station)
+    x.register(robot, password=PW, station=lot_station)
+
+    # The robot lot, set up through one node and read through another.
+    y.ok("PUT", f"/api/v1/stations/{lot_station}/lot", {"bays": 6, "robots": [robot]})
+    assert [r["id"] for r in x.ok("GET", f"/api/v1/stations/{lot_station}/lot")["robots"]] == [robot]
+
+    def report(server):
+        r = requests.post(f"{server.base_url}/api/v1/robots/{robot}/report",
+                          json={"x": -15.0, "y": 0.0, "battery_kwh": 150.0, "state": "docked"},
+                          headers=basic_auth(robot, PW), timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def scenario():
+        async with charge_point(x, busy, "1.6", PW) as cp_busy, \
+                charge_point(y, faulty, "1.6", PW) as cp_faulty:
+            for cp in (cp_busy, cp_faulty):
+                assert (await cp.boot()).status == "Accepted"
+            for c in (1, 2):
+                await cp_busy.status_notification(c, "Charging")
+            await cp_faulty.status_notification(1, "Available")
+            await await_until(lambda: all(s.charger(busy)["online"] and s.charger(faulty)["online"] for s in nodes),
+                              what="chargers online on every node")
+
+            # Two numbers taken through a node that does not run the queue: carried to the holder.
+            t1 = await asyncio.to_thread(y.ok, "POST", f"/api/v1/stations/{station}/queue",
+                                         {"contact": "138 0013 8001"}, 201)
+            t2 = await asyncio.to_thread(x.ok, "POST", f"/api/v1/stations/{station}/queue",
+                                         {"contact": "138 0013 8002"}, 201)
+            assert (t1["number"], t2["number"]) == (1, 2)
+            for s in nodes:
+                assert (await asyncio.to_thread(s.ok, "GET", f"/api/v1/queue/{t1['id']}"))["state"] == "waiting"
+
+            # A car in the lot, and the robot (reporting to a node that does not run the lots)
+            # sent to it.
+            car = await asyncio.to_thread(x.ok, "POST", f"/api/v1/stations/{lot_station}/lot/cars",
+                                          {"bay": 2, "energy_kwh": 30}, 201)
+            answer = await asyncio.to_thread(report, y)
+            assert answer["task"]["kind"] == "car" and answer["task"]["car"] == car["id"], answer
+            assert (await asyncio.to_thread(x.ok, "GET", f"/api/v1/lot-cars/{car['id']}"))["robot"] == robot
+
+            # The duties' node dies; at once a connector faults and another frees, while no
+            # node runs the duties.
+            holder.kill9()
+            t_kill = time.monotonic()
+            await cp_faulty.status_notification(1, "Faulted", error_code="GroundFailure")
+            await cp_busy.status_notification(2, "Available")
+
+            def new_holder():
+                views = [cluster_view(s) for s in (x, y)]
+                held = [v["node"] for v in views if v["holds_duties"]]
+                return held[0] if len(held) == 1 and {v["duties_holder"] for v in views} == {held[0]} else None
+
+            taken = await await_until(new_holder, timeout=TAKEOVER_WITHIN, what="a surviving node takes the duties")
+            took = time.monotonic() - t_kill
+            assert taken != holder_id and took < TAKEOVER_WITHIN, (taken, took)
+            print(f"duties taken over by {taken} {took:.1f} s after kill -9")
+
+            # The fault: one case, seen alike through both nodes.
+            def fault_cases(s):
+                return [c for c in body_list(s.ok("GET", f"/api/v1/cases?charger={faulty}"))
+                        if c["kind"] == "faulted"]
+
+            await await_until(lambda: fault_cases(x), timeout=15, what="a case for the fault")
+            # The queue: number 1 called to the freed connector, once.
+            called = await await_until(
+                lambda: (lambda t: t if t["state"] == "called" else None)(x.ok("GET", f"/api/v1/queue/{t1['id']}")),
+                timeout=15, what="number 1 called after the takeover")
+            assert called["connector_id"] == 2 and called["charger_id"] == busy
+            await asyncio.sleep(3)  # time for a duplicate to show, were there one
+            cases_x, cases_y = fault_cases(x), fault_cases(y)
+            assert len(cases_x) == 1, cases_x
+            assert [c["id"] for c in cases_x] == [c["id"] for c in cases_y]
+            calls = [n for n in hook.received if n.get("ticket_id") == t1["id"] and n.get("kind") == "called"]
+            assert len(calls) == 1, calls
+            for s in (x, y):
+                t = await asyncio.to_thread(s.ok, "GET", f"/api/v1/queue/{t2['id']}")
+                assert (t["state"], t["position"]) == ("waiting", 1), t
+            # The robot still has its car, on the new holder's books.
+            for s in (x, y):
+                c = await asyncio.to_thread(s.ok, "GET", f"/api/v1/lot-cars/{car['id']}")
+                assert c["robot"] == robot, c
+            answer = await asyncio.to_thread(report, x)
+            assert answer["task"]["kind"] == "car" and answer["task"]["car"] == car["id"], answer
+
+    run(scenario())
+    for s in (x, y):
+        assert s.alive() and "panicked" not in s.log_text()
+    assert "this node runs the platform's duties" in nodes[ids.index(taken_holder(x, y))].log_text()
+
+
+def taken_holder(*servers) -> str:
+    return next(cluster_view(s)["node"] for s in servers if cluster_view(s)["holds_duties"])
+
+
+def failed_start(tmp_path, *args: str) -> str:
+    """Runs `chargeops serve` with `args`, which must fail at start: returns what it said."""
+    data = tmp_path / f"data-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEOPS_")}
+    env["CHARGEOPS_ADMIN_TOKEN"] = "failover-admin-token-0123456789"
+    p = subprocess.run([str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data), *args],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0, p.stderr[-2000:]
+    return p.stderr
+
+
+def test_a_clashing_node_id_and_wrong_credentials_fail_at_start(make_server, schema, nats, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    args = ("--database-url", PG_URL, "--database-schema", schema, "--nats-url", NATS_URL,
+            "--cluster-name", f"fo-id-{tag}")
+    a = make_server(extra_args=args + ("--node-id", f"same-{tag}"), command_timeout=10)
+    wait_until(lambda: cluster_view(a)["holds_duties"], what="A holds the duties")
+    t0 = time.monotonic()
+    said = failed_start(tmp_path, *args, "--node-id", f"same-{tag}")
+    assert f'node id "same-{tag}" is in use by another running node' in said, said[-2000:]
+    assert time.monotonic() - t0 < 30
+    assert a.alive() and cluster_view(a)["holds_duties"], "the running node is not disturbed"
+
+    junk = tmp_path / "junk.creds"
+    junk.write_text("not a credential\n")
+    said = failed_start(tmp_path, *args, "--node-id", f"creds-{tag}", "--nats-creds", str(junk))
+    assert "cannot read the NATS credentials file" in said and "junk.creds" in said, said[-2000:]
+    said = failed_start(tmp_path, *args, "--node-id", f"ca-{tag}", "--nats-tls-ca", str(tmp_path / "none.pem"))
+    assert "cannot read the NATS CA file" in said, said[-2000:]
+    said = failed_start(tmp_path, "--nats-url", "http://127.0.0.1:4222")
+    assert "invalid NATS URL" in said, said[-2000:]
+
+
+def test_forged_duty_requests_on_the_cluster_subjects_change_nothing(make_server, schema, nats, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    name = f"fo-bad-{tag}"
+    args = ("--database-url", PG_URL, "--database-schema", schema, "--nats-url", NATS_URL, "--cluster-name", name)
+    a = make_server(extra_args=args + ("--node-id", f"bad-a-{tag}"), command_timeout=10)
+    holder = wait_until(lambda: cluster_view(a)["holds_duties"] and cluster_view(a)["node"], what="A holds the duties")
+    station = uid("fo-bad-st")
+    a.ensure_station(station)
+    before = body_list(a.ok("GET", "/api/v1/cases"))
+    raw = RawNats()
+    try:
+        inbox = f"_INBOX.forged.{uuid.uuid4().hex}"
+        raw.sub(inbox, 1)
+        # A forwarded request needs a reply subject and a readable body, and is still checked
+        # like any request: opening a case without a token is 401.
+        raw.pub(f"{name}.http.{holder}", b"\x00garbage", reply=inbox)
+        subject, body = raw.next_msg()
+        assert json.loads(body)["status"] == 400, body
+        forged = {"from": "evil", "method": "POST", "uri": "/api/v1/cases",
+                  "headers": [["content-type", "application/json"]],
+                  "body": base64.b64encode(json.dumps({
+                      "station_id": station, "category": "no_power", "caller_phone": "13800138000",
+                      "description": "forged"}).encode()).decode()}
+        raw.pub(f"{name}.http.{holder}", json.dumps(forged).encode(), reply=inbox)
+        subject, body = raw.next_msg()
+        assert json.loads(body)["status"] == 401, body
+        # A tag check for a tag nobody issued: refused.
+        raw.pub(f"{name}.tags.{holder}", json.dumps({"charger_id": "x", "id_tag": "Q123"}).encode(), reply=inbox)
+        subject, body = raw.next_msg()
+        assert json.loads(body) == {"accepted": False}, body
+        raw.pub(f"{name}.tags.{holder}", b"[]", reply=inbox)
+        subject, body = raw.next_msg()
+        assert json.loads(body) == {"accepted": False}, body
+        # Events with no id, from ourselves, or unreadable, on the stream's subjects.
+        raw.pub(f"{name}.events.case_changed", json.dumps({"node": "evil", "event": {"type": "nope"}}).encode())
+        raw.pub(f"{name}.events.queue_changed", json.dumps(
+            {"node": "evil", "event": {"type": "queue_changed", "station_id": station, "waiting": 9,
+                                       "at": "2026-01-01T00:00:00Z"}}).encode())
+        raw.pub(f"{name}.events.status_changed", b"{{{{")
+    finally:
+        raw.close()
+    wait_until(lambda: "ignoring a cluster event with no id" in a.log_text(), what="the id-less event refused")
+    assert a.ok("GET", f"/api/v1/stations/{station}").get("waiting", 0) == 0
+    assert body_list(a.ok("GET", "/api/v1/cases")) == before
+    assert a.alive() and a.healthy() and cluster_view(a)["holds_duties"]
