@@ -205,6 +205,14 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Link, LinkError>
                 });
             }
             ConnectErrorKind::ServerParse => return Err(LinkError::Url(shown)),
+            // A certificate the CA does not vouch for comes back as an I/O error of the
+            // handshake: it is a TLS failure all the same, and retrying will not mend it.
+            _ if is_certificate_error(&chargeops_core::error::chain(&error)) => {
+                return Err(LinkError::Tls {
+                    url: shown,
+                    reason: chargeops_core::error::chain(&error),
+                });
+            }
             _ => {
                 tracing::warn!(
                     nats = %shown,
@@ -225,6 +233,13 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Link, LinkError>
         tracing::info!(nats = %shown, "connected to NATS");
     }
     Ok(Link { client, connected })
+}
+
+fn is_certificate_error(chain: &str) -> bool {
+    let chain = chain.to_ascii_lowercase();
+    ["certificate", "unknownissuer", "handshake"]
+        .iter()
+        .any(|w| chain.contains(w))
 }
 
 fn on_event(state: &watch::Sender<bool>, shown: &str, event: async_nats::Event) {
