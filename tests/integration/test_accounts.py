@@ -122,10 +122,16 @@ def test_bad_input_is_refused_and_changes_nothing(s):
     assert login(s, taken, PASSWORD).status_code == 200
 
 
-def test_a_restart_keeps_accounts_and_signs_everyone_out(s):
+def test_a_restart_keeps_accounts_and_sessions_and_a_sign_out_holds(s):
     name = new_login()
     s.ok("POST", "/api/v1/accounts", {"login": name, "role": "operator", "password": PASSWORD}, status=201)
     token = login(s, name, PASSWORD).json()["token"]
     s.restart()
+    # Sessions are in the store (every node of a cluster knows them): the shift goes on.
+    me = as_(s, token, "GET", "/api/v1/me")
+    assert me.status_code == 200 and me.json()["role"] == "operator", me.text
+    assert as_(s, token, "POST", "/api/v1/logout").status_code == 204
     assert as_(s, token, "GET", "/api/v1/me").status_code == 401
+    s.restart()
+    assert as_(s, token, "GET", "/api/v1/me").status_code == 401, "a sign-out survives the restart"
     assert login(s, name, PASSWORD).status_code == 200

@@ -283,3 +283,23 @@ def test_forged_duty_requests_on_the_cluster_subjects_change_nothing(make_server
     assert a.ok("GET", f"/api/v1/stations/{station}").get("waiting", 0) == 0
     assert body_list(a.ok("GET", "/api/v1/cases")) == before
     assert a.alive() and a.healthy() and cluster_view(a)["holds_duties"]
+
+
+def test_a_sign_in_on_one_node_holds_on_every_node(make_server, schema, nats, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    args = ("--database-url", PG_URL, "--database-schema", schema, "--nats-url", NATS_URL,
+            "--cluster-name", f"fo-acc-{tag}")
+    a = make_server(extra_args=args + ("--node-id", f"acc-a-{tag}"), command_timeout=10)
+    b = make_server(extra_args=args + ("--node-id", f"acc-b-{tag}"), command_timeout=10, token=a.token)
+    login = f"desk-{tag}"
+    a.ok("POST", "/api/v1/accounts", {"login": login, "role": "dispatcher", "password": "desk-password-1"}, status=201)
+    r = b.api("POST", "/api/v1/login", {"login": login, "password": "desk-password-1"}, token=None)
+    assert r.status_code == 200, r.text
+    session = r.json()["token"]
+    for s in (a, b):
+        me = s.api("GET", "/api/v1/me", token=session)
+        assert me.status_code == 200 and me.json()["role"] == "dispatcher", me.text
+    assert a.api("POST", "/api/v1/logout", token=session).status_code == 204
+    assert a.api("GET", "/api/v1/me", token=session).status_code == 401
+    c = make_server(extra_args=args + ("--node-id", f"acc-c-{tag}"), command_timeout=10, token=a.token)
+    assert c.api("GET", "/api/v1/me", token=session).status_code == 401, "signed out on a node that never saw it"

@@ -174,13 +174,16 @@ pub(crate) async fn login(
         (status = 401, description = "missing or invalid token", body = ErrorBody),
     ),
 )]
-pub(crate) async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> StatusCode {
+pub(crate) async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        state.services.accounts.logout(token.trim());
+        state.services.accounts.logout(token.trim()).await?;
     }
-    StatusCode::NO_CONTENT
+    Ok(StatusCode::NO_CONTENT)
 }

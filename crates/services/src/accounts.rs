@@ -6,9 +6,12 @@
 //!
 //! - Accounts are store documents (kind `account`), the password kept only as a salted
 //!   PBKDF2-HMAC-SHA256 hash (`pbkdf2-sha256$ROUNDS$SALT$HASH`, hex).
-//! - A sign-in gives a random bearer token valid for [`SESSION_HOURS`] of wall time; sessions
-//!   live in memory only, so a restart signs everyone out (the pages send them back to
-//!   `/login`). Deleting an account or resetting its password ends its sessions.
+//! - A sign-in gives a random bearer token valid for [`SESSION_HOURS`] of wall time. Sessions
+//!   are store documents (kind `session`, by the token's digest, never the token), so a
+//!   restart keeps them and every node of a cluster knows them; each node keeps those it has
+//!   seen in memory and checks them against the store again after [`SESSION_RECHECK`], so a
+//!   sign-out on one node holds on all within that. Deleting an account or resetting its
+//!   password ends its sessions.
 //! - Five wrong passwords for a login within [`LOCK_WINDOW`] lock that login for the rest of
 //!   the window, whatever is tried next; every sign-in, good or bad, is in the audit log.
 //! - API tokens are looked up by digest in the store once, then kept in memory.
@@ -28,6 +31,9 @@ use chargeops_store::{Store, StoreError};
 use crate::{Caller, Error, ErrorKind, Platform, Result};
 
 const KIND: &str = "account";
+const SESSION_KIND: &str = "session";
+/// How long a node trusts a session it has in memory before asking the store again.
+pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
 /// How long a sign-in lasts: a long shift.
 pub const SESSION_HOURS: u64 = 12;
 /// Wrong passwords allowed within [`LOCK_WINDOW`] before the login is locked.
@@ -95,6 +101,15 @@ struct Session {
     login: String,
     caller: Caller,
     expires: Instant,
+    /// When the store last confirmed it.
+    checked: Instant,
+}
+
+/// A session as the store keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSession {
+    login: String,
+    expires_at: DateTime<Utc>,
 }
 
 /// Sessions and failed attempts, in memory.
@@ -109,11 +124,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sessions {
-    /// The caller a session token stands for, if it is one and has not expired.
+    /// The caller a session token stands for, if this node has it in memory, it has not
+    /// expired and the store confirmed it lately.
     fn caller(&self, digest: &str) -> Option<Caller> {
         let mut sessions = lock(&self.by_digest);
         match sessions.get(digest) {
-            Some(s) if s.expires > Instant::now() => Some(s.caller.clone()),
+            Some(s) if s.expires > Instant::now() && s.checked.elapsed() < SESSION_RECHECK => {
+                Some(s.caller.clone())
+            }
             Some(_) => {
                 sessions.remove(digest);
                 None
@@ -211,6 +229,9 @@ impl Accounts {
         let digest = token_digest(token);
         if let Some(caller) = self.sessions.caller(&digest) {
             return Ok(Some(caller));
+        }
+        if token.starts_with("cs_") {
+            return self.stored_session(&digest).await;
         }
         let cached = self
             .tokens
@@ -319,7 +340,7 @@ impl Accounts {
         if !self.platform.store.delete_document(KIND, login).await? {
             return Err(Error::not_found(format!("account {login:?} not found")));
         }
-        let ended = self.sessions.end_all_of(login);
+        let ended = self.end_sessions_of(login).await?;
         tracing::info!(%login, ended, by = %by.name, "account deleted");
         Ok(())
     }
@@ -338,7 +359,7 @@ impl Accounts {
             .ok_or_else(|| Error::not_found(format!("account {login:?} not found")))?;
         account.password = hash_off_thread(password).await?;
         self.save(&account).await?;
-        let ended = self.sessions.end_all_of(login);
+        let ended = self.end_sessions_of(login).await?;
         self.sessions.succeeded(login);
         tracing::info!(%login, ended, by = %by.name, "account password set");
         Ok(account.view())
@@ -392,18 +413,30 @@ impl Accounts {
             role,
             crew_id: account.crew_id.clone(),
         };
+        // Sessions last wall time, not platform time: a shift is a real shift in the demo too.
+        let expires_at = Utc::now() + chrono::Duration::hours(SESSION_HOURS as i64);
+        let digest = token_digest(&token);
+        let stored = StoredSession {
+            login: login.clone(),
+            expires_at,
+        };
+        let body = serde_json::to_string(&stored)
+            .map_err(|_| Error::internal("failed to encode a session"))?;
+        self.platform
+            .store
+            .put_document(SESSION_KIND, &digest, &body)
+            .await?;
         lock(&self.sessions.by_digest).insert(
-            token_digest(&token),
+            digest,
             Session {
                 login: login.clone(),
                 caller,
                 expires: Instant::now() + valid,
+                checked: Instant::now(),
             },
         );
         self.audit(&login, 200, "signed in").await;
         tracing::info!(%login, role = %account.role, "signed in");
-        // Sessions last wall time, not platform time: a shift is a real shift in the demo too.
-        let expires_at = Utc::now() + chrono::Duration::hours(SESSION_HOURS as i64);
         Ok(SignedIn {
             token,
             login: account.login,
@@ -414,9 +447,77 @@ impl Accounts {
         })
     }
 
-    /// Ends the session of `token`; an API token is not affected.
-    pub fn logout(&self, token: &str) {
-        lock(&self.sessions.by_digest).remove(&token_digest(token));
+    /// Ends the session of `token`, on every node; an API token is not affected.
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        let digest = token_digest(token);
+        lock(&self.sessions.by_digest).remove(&digest);
+        self.platform
+            .store
+            .delete_document(SESSION_KIND, &digest)
+            .await?;
+        Ok(())
+    }
+
+    /// A session signed in here or on another node (or before a restart), from the store.
+    async fn stored_session(&self, digest: &str) -> Result<Option<Caller>> {
+        let now = Utc::now();
+        let mut found = None;
+        for (id, body) in self.platform.store.list_documents(SESSION_KIND).await? {
+            if id == digest {
+                found = serde_json::from_str::<StoredSession>(&body).ok();
+                break;
+            }
+        }
+        let Some(stored) = found.filter(|s| s.expires_at > now) else {
+            lock(&self.sessions.by_digest).remove(digest);
+            return Ok(None);
+        };
+        // The account as it is now: a changed role counts at once, a deleted one signs out.
+        let Some(account) = self.load(&stored.login).await? else {
+            return Ok(None);
+        };
+        let Some(role) = Role::parse(&account.role) else {
+            return Ok(None);
+        };
+        let caller = Caller {
+            name: account.name.clone(),
+            role,
+            crew_id: account.crew_id.clone(),
+        };
+        let left = (stored.expires_at - now).to_std().unwrap_or_default();
+        lock(&self.sessions.by_digest).insert(
+            digest.to_owned(),
+            Session {
+                login: stored.login,
+                caller: caller.clone(),
+                expires: Instant::now() + left,
+                checked: Instant::now(),
+            },
+        );
+        Ok(Some(caller))
+    }
+
+    /// Ends every session of `login` here and in the store; how many.
+    async fn end_sessions_of(&self, login: &str) -> Result<usize> {
+        let mut ended = self.sessions.end_all_of(login);
+        let now = Utc::now();
+        for (id, body) in self.platform.store.list_documents(SESSION_KIND).await? {
+            let stale = match serde_json::from_str::<StoredSession>(&body) {
+                Ok(s) if s.login == login => {
+                    ended += 1;
+                    true
+                }
+                Ok(s) => s.expires_at <= now,
+                Err(_) => true,
+            };
+            if stale {
+                self.platform
+                    .store
+                    .delete_document(SESSION_KIND, &id)
+                    .await?;
+            }
+        }
+        Ok(ended)
     }
 
     /// Sign-ins come before anyone is known, so they are audited here, under the login tried.
