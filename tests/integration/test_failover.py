@@ -303,3 +303,16 @@ def test_a_sign_in_on_one_node_holds_on_every_node(make_server, schema, nats, tm
     assert a.api("GET", "/api/v1/me", token=session).status_code == 401
     c = make_server(extra_args=args + ("--node-id", f"acc-c-{tag}"), command_timeout=10, token=a.token)
     assert c.api("GET", "/api/v1/me", token=session).status_code == 401, "signed out on a node that never saw it"
+
+
+def test_a_clean_stop_hands_the_duties_over_at_once(make_server, schema, nats, hook, tmp_path):
+    nodes, ids, holder_id, _ = start_nodes(make_server, schema, config_file(tmp_path, hook), n=2)
+    holder = nodes[ids.index(holder_id)]
+    other = next(s for s in nodes if s is not holder)
+    t0 = time.monotonic()
+    holder.stop()
+    wait_until(lambda: cluster_view(other)["holds_duties"], timeout=10, what="the other node takes the duties")
+    took = time.monotonic() - t0
+    # Let go, not aged out: well under the lease's 5 s.
+    assert took < 4.0, took
+    assert "the duties lease is let go" in holder.log_text()

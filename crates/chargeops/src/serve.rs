@@ -89,6 +89,15 @@ pub struct Platform {
 impl Platform {
     pub async fn stop(self) -> Result<()> {
         let _ = self.stop.send(());
+        // The duties end first, then the cluster lets their lease go for the next node.
+        self.state
+            .services
+            .duties
+            .stop(std::time::Duration::from_secs(5))
+            .await;
+        if let Some(cluster) = self.state.gateway.cluster() {
+            cluster.leave().await;
+        }
         self.server
             .await
             .context("server task failed")?

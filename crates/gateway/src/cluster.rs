@@ -248,6 +248,12 @@ pub struct Cluster {
     command_timeout: Duration,
     /// Who runs the background duties.
     duties: Arc<lease::Lease>,
+    /// This process's hold on its node id.
+    node_lease: Arc<lease::Lease>,
+    /// The lease bucket, once open.
+    kv: OnceLock<async_nats::jetstream::kv::Store>,
+    /// Set by [`Cluster::leave`]: the leases are no longer renewed.
+    left: std::sync::atomic::AtomicBool,
     /// The events on their way to the stream.
     outbox: mpsc::Sender<stream::Out>,
     seq: AtomicU64,
@@ -300,6 +306,21 @@ impl Cluster {
     /// The lease the background duties run under.
     pub fn duties_lease(&self) -> &Arc<lease::Lease> {
         &self.duties
+    }
+
+    /// Leaves the cluster on a clean stop: the duties lease and the node id are let go at
+    /// once, so another node takes the duties over without waiting for the lease to age out.
+    /// Call it after this node's duties have stopped.
+    pub async fn leave(&self) {
+        self.left.store(true, Ordering::SeqCst);
+        if let Some(kv) = self.kv.get() {
+            if self.duties.holds() {
+                tracing::info!(node = self.node, "leaving the cluster: the duties lease is let go");
+            }
+            self.duties.release(kv).await;
+            self.node_lease.release(kv).await;
+        }
+        let _ = self.client.flush().await;
     }
 
     /// Hands the node's HTTP router to the cluster, which serves other nodes' forwarded
@@ -512,6 +533,9 @@ pub async fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Clust
         request_timeout: command_timeout * 3 + Duration::from_secs(2),
         command_timeout,
         duties,
+        node_lease: node_lease.clone(),
+        kv: OnceLock::new(),
+        left: std::sync::atomic::AtomicBool::new(false),
         outbox,
         seq: AtomicU64::new(0),
         seen: Mutex::default(),
@@ -579,12 +603,7 @@ pub async fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Clust
     tokio::spawn(answer_http(cluster.clone(), http));
     tokio::spawn(answer_tags(gw.clone(), cluster.clone(), tags));
     tokio::spawn(membership(gw.clone(), cluster.clone(), link.connected.clone()));
-    tokio::spawn(keep_leases(
-        js,
-        cluster.clone(),
-        node_lease,
-        link.connected.clone(),
-    ));
+    tokio::spawn(keep_leases(js, cluster.clone(), link.connected.clone()));
     tracing::info!(
         node,
         cluster = name,
@@ -973,15 +992,18 @@ async fn membership(gw: Arc<Gateway>, cluster: Arc<Cluster>, mut connected: watc
 async fn keep_leases(
     js: async_nats::jetstream::Context,
     cluster: Arc<Cluster>,
-    node_lease: Arc<lease::Lease>,
     connected: watch::Receiver<bool>,
 ) {
+    let node_lease = cluster.node_lease.clone();
     let mut kv = None;
     let mut warned = false;
     let mut tick = tokio::time::interval(lease::RENEW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if cluster.left.load(Ordering::SeqCst) {
+            return;
+        }
         // A holder cut off from NATS fences itself here, on the clock alone.
         cluster.duties.tick();
         if !*connected.borrow() {
@@ -990,6 +1012,7 @@ async fn keep_leases(
         if kv.is_none() {
             match lease::bucket(&js, &cluster.name).await {
                 Ok(store) => {
+                    let _ = cluster.kv.set(store.clone());
                     kv = Some(store);
                     if warned {
                         tracing::info!("the cluster's lease bucket is open");
