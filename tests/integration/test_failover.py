@@ -28,7 +28,8 @@ import requests
 
 from chargepoints import charge_point
 from harness import BINARY, await_until, basic_auth, body_list, run, uid, wait_until
-from test_cluster import NATS_URL, RawNats, nats  # noqa: F401 (fixture)
+from natsd import PrivateNats, Proxy
+from test_cluster import NATS_URL, RawNats, nats, nats_addr  # noqa: F401 (fixture)
 from test_postgres import PG_URL, database, psql, schema  # noqa: F401 (fixtures)
 from test_queue import Hook
 
@@ -316,3 +317,144 @@ def test_a_clean_stop_hands_the_duties_over_at_once(make_server, schema, nats, h
     # Let go, not aged out: well under the lease's 5 s.
     assert took < 4.0, took
     assert "the duties lease is let go" in holder.log_text()
+
+
+def test_a_duties_node_cut_off_from_nats_fences_itself_and_catches_up(make_server, schema, nats, hook, tmp_path):
+    """The partition: the duties' node alone loses NATS (its link runs through a relay that is
+    cut). It stops its duties, another node takes them; the queue is served once; when the link
+    is back, the old holder follows the new one and catches up on what it missed from its
+    durable consumer."""
+    config = config_file(tmp_path, hook)
+    proxy = Proxy(nats_addr())
+    tag = uuid.uuid4().hex[:6]
+    name = f"fo-cut-{tag}"
+    args = ("--database-url", PG_URL, "--database-schema", schema, "--cluster-name", name, "--config", config)
+    try:
+        h = make_server(extra_args=args + ("--nats-url", proxy.url, "--node-id", f"cut-h-{tag}"), command_timeout=10)
+        wait_until(lambda: cluster_view(h)["holds_duties"], timeout=15, what="H holds the duties")
+        x = make_server(extra_args=args + ("--nats-url", NATS_URL, "--node-id", f"cut-x-{tag}"),
+                        command_timeout=10, token=h.token)
+        wait_until(lambda: cluster_view(x)["duties_holder"] == f"cut-h-{tag}", what="X follows H")
+        station = uid("fo-cut-st")
+        x.ensure_station(station)
+        h._stations.add(station)
+        busy = uid("fo-cut-cp")
+        x.register(busy, password=PW, station=station)
+
+        async def scenario():
+            async with charge_point(x, busy, "1.6", PW) as cp:
+                assert (await cp.boot()).status == "Accepted"
+                for c in (1, 2):
+                    await cp.status_notification(c, "Charging")
+                await await_until(lambda: h.charger(busy)["online"], what="the charger on H's view")
+                t1 = await asyncio.to_thread(x.ok, "POST", f"/api/v1/stations/{station}/queue",
+                                             {"contact": "138 0013 8011"}, 201)
+
+                proxy.cut()
+                t_cut = time.monotonic()
+                await await_until(lambda: not cluster_view(h)["holds_duties"], timeout=10,
+                                  what="H fences itself")
+                fenced = time.monotonic() - t_cut
+                r = await asyncio.to_thread(h.api, "GET", f"/api/v1/queue/{t1['id']}")
+                assert r.status_code == 503 and r.json()["code"] == "duties_moving", r.text
+                assert r.headers.get("Retry-After") == "2"
+                await await_until(lambda: cluster_view(x)["holds_duties"], timeout=TAKEOVER_WITHIN,
+                                  what="X takes the duties")
+                taken = time.monotonic() - t_cut
+                assert taken > fenced, (fenced, taken)
+                # While H is away: a connector frees (X calls the number) and one stops.
+                await cp.status_notification(2, "Available")
+                called = await await_until(
+                    lambda: (lambda t: t if t["state"] == "called" else None)(
+                        x.ok("GET", f"/api/v1/queue/{t1['id']}")),
+                    timeout=10, what="the number called by the new holder")
+                assert called["connector_id"] == 2
+                await cp.status_notification(1, "Unavailable")
+
+                proxy.restore()
+                t_back = time.monotonic()
+                await await_until(lambda: (h.connector(busy, 1) or {}).get("status") == "unavailable",
+                                  timeout=20, what="H catches up on the status it missed")
+                caught_up = time.monotonic() - t_back
+                await await_until(lambda: cluster_view(h)["connected"] and
+                                  cluster_view(h)["duties_holder"] == f"cut-x-{tag}",
+                                  timeout=10, what="H follows X")
+                assert not cluster_view(h)["holds_duties"]
+                # Through H (carried to X now), the same ticket.
+                t = await asyncio.to_thread(h.ok, "GET", f"/api/v1/queue/{t1['id']}")
+                assert t["state"] == "called" and t["connector_id"] == 2, t
+                await asyncio.sleep(2)
+                calls = [n for n in hook.received if n.get("ticket_id") == t1["id"] and n.get("kind") == "called"]
+                assert len(calls) == 1, calls
+                print(f"partition: fenced {fenced:.1f} s, taken over {taken:.1f} s, caught up {caught_up:.1f} s")
+
+        run(scenario())
+        assert "lease lost" in h.log_text()
+    finally:
+        proxy.close()
+
+
+def test_nats_restarted_mid_run_loses_nothing_and_calls_once(make_server, schema, hook, tmp_path):
+    """NATS itself goes away (a server of this test's own, JetStream on disk) and comes back:
+    no node runs the duties meanwhile (none can renew the lease), every node keeps serving its
+    chargers, and afterwards the events of the outage reach the other node and the queue call
+    the outage held back is made, once."""
+    config = config_file(tmp_path, hook)
+    natsd = PrivateNats(tmp_path / "nats", "")
+    tag = uuid.uuid4().hex[:6]
+    url = f"nats://127.0.0.1:{natsd.port}"
+    args = ("--database-url", PG_URL, "--database-schema", schema, "--nats-url", url, "--config", config)
+    try:
+        a = make_server(extra_args=args + ("--node-id", f"rs-a-{tag}"), command_timeout=10)
+        b = make_server(extra_args=args + ("--node-id", f"rs-b-{tag}"), command_timeout=10, token=a.token)
+        wait_until(lambda: sum(cluster_view(s)["holds_duties"] for s in (a, b)) == 1, timeout=15,
+                   what="one holder")
+        station = uid("fo-rs-st")
+        a.ensure_station(station)
+        b._stations.add(station)
+        cid = uid("fo-rs-cp")
+        a.register(cid, password=PW, station=station)
+
+        async def scenario():
+            async with charge_point(a, cid, "1.6", PW) as cp:
+                assert (await cp.boot()).status == "Accepted"
+                for c in (1, 2):
+                    await cp.status_notification(c, "Charging")
+                await await_until(lambda: (b.connector(cid, 2) or {}).get("status") == "charging",
+                                  what="B sees the charger")
+                t1 = await asyncio.to_thread(b.ok, "POST", f"/api/v1/stations/{station}/queue",
+                                             {"contact": "138 0013 8021"}, 201)
+
+                natsd.proc.kill()
+                natsd.proc.wait()
+                await await_until(lambda: not any(cluster_view(s)["holds_duties"] for s in (a, b)),
+                                  timeout=10, what="no node runs the duties without NATS")
+                # The charger goes on being served by its node meanwhile.
+                await cp.status_notification(2, "Available")
+                await cp.status_notification(1, "Unavailable")
+                r = await asyncio.to_thread(a.api, "POST", f"/api/v1/chargers/{cid}/commands/reset", {"hard": False})
+                assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+                assert (await asyncio.to_thread(a.connector, cid, 1))["status"] == "unavailable"
+                await asyncio.sleep(2)
+                assert not [n for n in hook.received if n.get("ticket_id") == t1["id"]], "no call without a holder"
+
+                natsd.restart()
+                t_back = time.monotonic()
+                await await_until(lambda: (b.connector(cid, 1) or {}).get("status") == "unavailable",
+                                  timeout=20, what="B catches up on the outage")
+                caught_up = time.monotonic() - t_back
+                called = await await_until(
+                    lambda: (lambda t: t if t["state"] == "called" else None)(b.ok("GET", f"/api/v1/queue/{t1['id']}")),
+                    timeout=20, what="the held-back call made")
+                resumed = time.monotonic() - t_back
+                assert called["connector_id"] == 2
+                await asyncio.sleep(2)
+                calls = [n for n in hook.received if n.get("ticket_id") == t1["id"] and n.get("kind") == "called"]
+                assert len(calls) == 1, calls
+                views = [cluster_view(s) for s in (a, b)]
+                assert sum(v["holds_duties"] for v in views) == 1 and views[0]["duties_holder"] == views[1]["duties_holder"]
+                print(f"NATS restart: caught up {caught_up:.1f} s, duties resumed {resumed:.1f} s")
+
+        run(scenario())
+    finally:
+        natsd.close()

@@ -19,6 +19,7 @@ import pytest
 from Crypto.PublicKey import ECC
 
 from harness import free_port, wait_until
+from natsd import PrivateNats
 from test_failover import cluster_view, failed_start
 from test_postgres import PG_URL, database, psql, schema  # noqa: F401 (fixtures)
 from test_tls import Pki
@@ -50,37 +51,6 @@ def nkey_user() -> tuple[str, str]:
     seed_key = nkey_b32(bytes([seed_prefix | (user >> 5), (user & 31) << 3]) + seed)
     assert public_key.startswith("U") and seed_key.startswith("SU")
     return public_key, seed_key
-
-
-class PrivateNats:
-    """A nats-server of a test's own, with `config` (nats-server's configuration syntax)."""
-
-    def __init__(self, root: Path, config: str):
-        binary = shutil.which("nats-server")
-        if binary is None:
-            pytest.fail("nats-server is not installed (.ci/run installs it)", pytrace=False)
-        self.port = free_port()
-        root.mkdir(parents=True, exist_ok=True)
-        conf = root / "nats.conf"
-        conf.write_text(f'listen: "127.0.0.1:{self.port}"\njetstream {{ store_dir: "{root / "js"}" }}\n{config}\n')
-        self.log = open(root / "nats.log", "ab")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self.log, stderr=self.log)
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                pytest.fail(f"nats-server exited ({self.proc.returncode}): {(root / 'nats.log').read_text()[-1500:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(up, what="private NATS up")
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture
