@@ -29,7 +29,14 @@ const DUTY_PATHS: &[&str] = &[
     "/api/v1/crews",
 ];
 /// Station sub-paths kept by the duties' node (`/api/v1/stations/{id}/<this>`).
-const DUTY_STATION_PATHS: &[&str] = &["queue", "wait", "lot", "lot/assign", "lot/release", "lot/cars"];
+const DUTY_STATION_PATHS: &[&str] = &[
+    "queue",
+    "wait",
+    "lot",
+    "lot/assign",
+    "lot/release",
+    "lot/cars",
+];
 
 /// Whether `path` is answered from the duties' books.
 pub(crate) fn duty_owned(path: &str) -> bool {

@@ -315,7 +315,10 @@ impl Cluster {
         self.left.store(true, Ordering::SeqCst);
         if let Some(kv) = self.kv.get() {
             if self.duties.holds() {
-                tracing::info!(node = self.node, "leaving the cluster: the duties lease is let go");
+                tracing::info!(
+                    node = self.node,
+                    "leaving the cluster: the duties lease is let go"
+                );
             }
             self.duties.release(kv).await;
             self.node_lease.release(kv).await;
@@ -347,7 +350,10 @@ impl Cluster {
         let payload =
             serde_json::to_vec(&request).map_err(|e| CommandError::Invalid(e.to_string()))?;
         let subject = self.subject(&format!("cmd.{node}"));
-        match self.request(subject, payload.into(), self.request_timeout).await {
+        match self
+            .request(subject, payload.into(), self.request_timeout)
+            .await
+        {
             Ok(msg) => match serde_json::from_slice::<WireReply>(&msg.payload) {
                 Ok(reply) => reply.into_result(charger_id, name),
                 Err(error) => {
@@ -425,7 +431,10 @@ impl Cluster {
             return false;
         };
         let subject = self.subject(&format!("tags.{holder}"));
-        match self.request(subject, payload.into(), forward::TAG_TIMEOUT).await {
+        match self
+            .request(subject, payload.into(), forward::TAG_TIMEOUT)
+            .await
+        {
             Ok(msg) => serde_json::from_slice::<forward::WireTagReply>(&msg.payload)
                 .is_ok_and(|r| r.accepted),
             Err(error) => {
@@ -584,7 +593,11 @@ pub async fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Clust
     .await;
     let (commands, heartbeats, hellos, http, tags) =
         subscribed.map_err(|e| LinkError::Url(format!("{}: {e}", redact(&config.nats.url))))?;
-    tokio::spawn(stream::publish(js.clone(), outbox_rx, link.connected.clone()));
+    tokio::spawn(stream::publish(
+        js.clone(),
+        outbox_rx,
+        link.connected.clone(),
+    ));
     let applier = {
         let (gw, cluster) = (gw.clone(), cluster.clone());
         Arc::new(move |payload: &[u8]| receive_event(&gw, &cluster, payload))
@@ -602,7 +615,11 @@ pub async fn start(gw: &Arc<Gateway>, config: ClusterConfig) -> Result<Arc<Clust
     tokio::spawn(hear_nodes(gw.clone(), cluster.clone(), hellos, true));
     tokio::spawn(answer_http(cluster.clone(), http));
     tokio::spawn(answer_tags(gw.clone(), cluster.clone(), tags));
-    tokio::spawn(membership(gw.clone(), cluster.clone(), link.connected.clone()));
+    tokio::spawn(membership(
+        gw.clone(),
+        cluster.clone(),
+        link.connected.clone(),
+    ));
     tokio::spawn(keep_leases(js, cluster.clone(), link.connected.clone()));
     tracing::info!(
         node,
@@ -668,7 +685,10 @@ fn receive_event(gw: &Arc<Gateway>, cluster: &Arc<Cluster>, payload: &[u8]) {
             if first {
                 apply(gw, cluster, envelope);
             } else {
-                tracing::debug!(id = envelope.id, "cluster event seen before; not applied again");
+                tracing::debug!(
+                    id = envelope.id,
+                    "cluster event seen before; not applied again"
+                );
             }
         }
         Err(error) => malformed("events", payload, &error),
@@ -769,7 +789,11 @@ async fn answer_http(cluster: Arc<Cluster>, mut requests: async_nats::Subscriber
 }
 
 /// Answers other nodes' tag checks from this node's tag authorities.
-async fn answer_tags(gw: Arc<Gateway>, cluster: Arc<Cluster>, mut requests: async_nats::Subscriber) {
+async fn answer_tags(
+    gw: Arc<Gateway>,
+    cluster: Arc<Cluster>,
+    mut requests: async_nats::Subscriber,
+) {
     while let Some(msg) = requests.next().await {
         let Some(reply_to) = msg.reply.clone() else {
             continue;

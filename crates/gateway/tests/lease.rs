@@ -21,8 +21,16 @@ async fn one_holder_fenced_before_the_next_and_refused_after() {
     let js = js().await;
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).unwrap();
-    let cluster = format!("lt-{}-{:02x}{:02x}{:02x}", std::process::id(), b[0], b[1], b[2]);
-    let kv = lease::bucket(&js, &cluster).await.expect("the lease bucket");
+    let cluster = format!(
+        "lt-{}-{:02x}{:02x}{:02x}",
+        std::process::id(),
+        b[0],
+        b[1],
+        b[2]
+    );
+    let kv = lease::bucket(&js, &cluster)
+        .await
+        .expect("the lease bucket");
 
     let a = Lease::new(DUTIES, "node-a", "boot-a");
     let b = Lease::new(DUTIES, "node-b", "boot-b");
@@ -53,8 +61,14 @@ async fn one_holder_fenced_before_the_next_and_refused_after() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(taken >= FENCE, "taken over before the old holder fenced itself: {taken:?}");
-    assert!(taken < TTL * 2, "taken over {taken:?} after the last renewal");
+    assert!(
+        taken >= FENCE,
+        "taken over before the old holder fenced itself: {taken:?}"
+    );
+    assert!(
+        taken < TTL * 2,
+        "taken over {taken:?} after the last renewal"
+    );
 
     // A comes back: its renewal is refused; it follows B.
     assert!(!a.round(&kv).await);
@@ -65,7 +79,9 @@ async fn one_holder_fenced_before_the_next_and_refused_after() {
     b.release(&kv).await;
     assert!(!b.holds());
     assert!(a.round(&kv).await, "released: taken at once");
-    let _ = js.delete_stream(format!("KV_{}", lease::bucket_name(&cluster))).await;
+    let _ = js
+        .delete_stream(format!("KV_{}", lease::bucket_name(&cluster)))
+        .await;
 }
 
 #[tokio::test]
@@ -74,7 +90,9 @@ async fn a_node_id_in_use_is_a_clash_and_a_dead_ones_is_waited_out() {
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).unwrap();
     let cluster = format!("lt-id-{}-{:02x}{:02x}", std::process::id(), b[0], b[1]);
-    let kv = lease::bucket(&js, &cluster).await.expect("the lease bucket");
+    let kv = lease::bucket(&js, &cluster)
+        .await
+        .expect("the lease bucket");
     let key = "node.gw-1";
     let first = Lease::new(key, "gw-1", "first");
     lease::claim_node_id(&kv, &first).await.expect("free id");
@@ -87,13 +105,23 @@ async fn a_node_id_in_use_is_a_clash_and_a_dead_ones_is_waited_out() {
         }
     });
     let second = Lease::new(key, "gw-1", "second");
-    let clash = lease::claim_node_id(&kv, &second).await.expect_err("a clash");
+    let clash = lease::claim_node_id(&kv, &second)
+        .await
+        .expect_err("a clash");
     assert_eq!(clash.0.boot, "first");
     renewing.abort();
     // The first is gone (killed): the next start waits its entry out and takes the id.
     let third = Lease::new(key, "gw-1", "third");
     let t0 = Instant::now();
-    lease::claim_node_id(&kv, &third).await.expect("taken after the dead one aged out");
-    assert!(third.holds() && t0.elapsed() < TTL * 2, "{:?}", t0.elapsed());
-    let _ = js.delete_stream(format!("KV_{}", lease::bucket_name(&cluster))).await;
+    lease::claim_node_id(&kv, &third)
+        .await
+        .expect("taken after the dead one aged out");
+    assert!(
+        third.holds() && t0.elapsed() < TTL * 2,
+        "{:?}",
+        t0.elapsed()
+    );
+    let _ = js
+        .delete_stream(format!("KV_{}", lease::bucket_name(&cluster)))
+        .await;
 }

@@ -311,7 +311,11 @@ mod tests {
         }
         assert_eq!(duties.running(), vec!["counter"]);
         assert_eq!(starts.load(Ordering::SeqCst), 1);
-        assert_eq!(reloads.load(Ordering::SeqCst), 1, "books dropped before the resume");
+        assert_eq!(
+            reloads.load(Ordering::SeqCst),
+            1,
+            "books dropped before the resume"
+        );
         held.send_replace(false);
         for _ in 0..100 {
             if duties.running().is_empty() {
@@ -327,7 +331,11 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(starts.load(Ordering::SeqCst), 2, "started again from its factory");
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            2,
+            "started again from its factory"
+        );
         duties.stop(Duration::from_millis(100)).await;
         duties.resume();
         assert!(duties.running().is_empty(), "nothing runs after the stop");

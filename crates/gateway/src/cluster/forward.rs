@@ -88,7 +88,11 @@ fn headers_of(map: &axum::http::HeaderMap) -> Vec<(String, String)> {
 }
 
 /// A request to wire form (the body read whole, up to `limit` bytes).
-pub async fn to_wire(from: &str, req: Request<Body>, limit: usize) -> Result<WireHttp, ForwardError> {
+pub async fn to_wire(
+    from: &str,
+    req: Request<Body>,
+    limit: usize,
+) -> Result<WireHttp, ForwardError> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, limit)
         .await
@@ -210,13 +214,15 @@ mod tests {
             to_wire("n1", too_big, 1024).await,
             Err(ForwardError::TooLarge(1024))
         ));
-        assert!(from_wire(WireHttp {
-            from: "n".into(),
-            method: "GET".into(),
-            uri: "not a uri at all".into(),
-            headers: vec![],
-            body: String::new(),
-        })
-        .is_none());
+        assert!(
+            from_wire(WireHttp {
+                from: "n".into(),
+                method: "GET".into(),
+                uri: "not a uri at all".into(),
+                headers: vec![],
+                body: String::new(),
+            })
+            .is_none()
+        );
     }
 }

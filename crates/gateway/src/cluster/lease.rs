@@ -118,7 +118,10 @@ impl Lease {
                     s.holder = Some(self.me.clone());
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    tracing::warn!(lease = self.key, "lease renewal refused: another node took it");
+                    tracing::warn!(
+                        lease = self.key,
+                        "lease renewal refused: another node took it"
+                    );
                     let mut s = self.state();
                     s.revision = None;
                     s.confirmed = None;

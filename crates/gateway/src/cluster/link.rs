@@ -46,7 +46,9 @@ pub enum LinkError {
     Creds { path: String, reason: String },
     #[error("cannot read the NATS CA file {path}: {reason}")]
     TlsCa { path: String, reason: String },
-    #[error("NATS at {url} refused this node's login ({reason}): check --nats-creds or the URL's user")]
+    #[error(
+        "NATS at {url} refused this node's login ({reason}): check --nats-creds or the URL's user"
+    )]
     Refused { url: String, reason: String },
     #[error("TLS to NATS at {url} failed: {reason}")]
     Tls { url: String, reason: String },

@@ -255,7 +255,11 @@ impl Lots {
         let mut book = self.book.lock().await;
         *book = Book::default();
         *self.robot_ids.write().unwrap_or_else(|e| e.into_inner()) = None;
-        self.cars.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.cars
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     async fn ensure_loaded(&self, book: &mut Book) -> Result<()> {

@@ -43,7 +43,10 @@ pub(super) async fn run(
     // where none is open.
     let standing = standing_faults(ops).await;
     if !standing.is_empty() {
-        tracing::info!(faults = standing.len(), "faulted connectors at start checked against open cases");
+        tracing::info!(
+            faults = standing.len(),
+            "faulted connectors at start checked against open cases"
+        );
     }
     for event in standing {
         let now = ops.platform.now();
