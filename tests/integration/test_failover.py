@@ -27,11 +27,12 @@ import pytest
 import requests
 
 from chargepoints import charge_point
-from harness import BINARY, await_until, basic_auth, body_list, run, uid, wait_until
+from harness import BINARY, EventStream, await_until, basic_auth, body_list, run, uid, wait_until
 from natsd import PrivateNats, Proxy
 from test_cluster import NATS_URL, RawNats, nats, nats_addr  # noqa: F401 (fixture)
 from test_postgres import PG_URL, database, psql, schema  # noqa: F401 (fixtures)
 from test_queue import Hook
+from test_queue_reserve import Reserving16
 
 PW = "failover-password-16"
 # A dead holder's lease ages out after 5 s; the next holder takes it at its next try (1 s).
@@ -59,6 +60,13 @@ tick_ms = 100
 """
     )
     return str(path)
+
+
+async def occupied(cp) -> None:
+    """A charger boots with both its connectors charging: a full station."""
+    assert (await cp.boot()).status == "Accepted"
+    for c in (1, 2):
+        await cp.status_notification(c, "Charging")
 
 
 def cluster_view(server) -> dict:
@@ -281,6 +289,22 @@ def test_forged_duty_requests_on_the_cluster_subjects_change_nothing(make_server
     finally:
         raw.close()
     wait_until(lambda: "ignoring a cluster event with no id" in a.log_text(), what="the id-less event refused")
+    # The same event twice on the stream (a publisher's retry): applied once.
+    with EventStream(a) as feed:
+        raw = RawNats()
+        try:
+            event = {"id": f"other-{tag}.b1.7", "node": f"other-{tag}",
+                     "event": {"type": "charger_booted", "charger_id": "fo-dup", "station_id": station,
+                               "at": "2026-01-01T00:00:00Z"}}
+            for _ in range(2):
+                raw.pub(f"{name}.events.charger_booted", json.dumps(event).encode())
+        finally:
+            raw.close()
+        feed.wait_for(lambda e: e.get("_event") == "charger_booted" and e.get("charger_id") == "fo-dup",
+                      what="the event applied")
+        time.sleep(1.5)
+        seen = feed.matching(lambda e: e.get("_event") == "charger_booted" and e.get("charger_id") == "fo-dup")
+        assert len(seen) == 1, seen
     assert a.ok("GET", f"/api/v1/stations/{station}").get("waiting", 0) == 0
     assert body_list(a.ok("GET", "/api/v1/cases")) == before
     assert a.alive() and a.healthy() and cluster_view(a)["holds_duties"]
@@ -343,9 +367,7 @@ def test_a_duties_node_cut_off_from_nats_fences_itself_and_catches_up(make_serve
 
         async def scenario():
             async with charge_point(x, busy, "1.6", PW) as cp:
-                assert (await cp.boot()).status == "Accepted"
-                for c in (1, 2):
-                    await cp.status_notification(c, "Charging")
+                await occupied(cp)
                 await await_until(lambda: h.charger(busy)["online"], what="the charger on H's view")
                 t1 = await asyncio.to_thread(x.ok, "POST", f"/api/v1/stations/{station}/queue",
                                              {"contact": "138 0013 8011"}, 201)
@@ -417,9 +439,7 @@ def test_nats_restarted_mid_run_loses_nothing_and_calls_once(make_server, schema
 
         async def scenario():
             async with charge_point(a, cid, "1.6", PW) as cp:
-                assert (await cp.boot()).status == "Accepted"
-                for c in (1, 2):
-                    await cp.status_notification(c, "Charging")
+                await occupied(cp)
                 await await_until(lambda: (b.connector(cid, 2) or {}).get("status") == "charging",
                                   what="B sees the charger")
                 t1 = await asyncio.to_thread(b.ok, "POST", f"/api/v1/stations/{station}/queue",
@@ -458,3 +478,39 @@ def test_nats_restarted_mid_run_loses_nothing_and_calls_once(make_server, schema
         run(scenario())
     finally:
         natsd.close()
+
+
+def test_a_queue_tag_is_accepted_at_a_charger_on_any_node(make_server, schema, nats, hook, tmp_path):
+    """The tag authorities answer for chargers on every node: a called ticket's tag, presented
+    at its charger held by a node that does not run the queue, is vouched for by the one that
+    does; anywhere else, and any made-up tag, are refused."""
+    nodes, ids, holder_id, _ = start_nodes(make_server, schema, config_file(tmp_path, hook), n=2)
+    other = next(s for s, i in zip(nodes, ids) if i != holder_id)
+    station = uid("fo-tag-st")
+    other.ensure_station(station)
+    for s in nodes:
+        s._stations.add(station)
+    cid, cid2 = uid("fo-tag-cp"), uid("fo-tag-cp2")
+    other.register(cid, password=PW, station=station)
+    other.register(cid2, password=PW, station=station)
+
+    async def scenario():
+        async with charge_point(other, cid, "1.6", PW, cls=Reserving16) as cp, \
+                charge_point(other, cid2, "1.6", PW, cls=Reserving16) as cp2:
+            await occupied(cp)
+            await occupied(cp2)
+            t = await asyncio.to_thread(other.ok, "POST", f"/api/v1/stations/{station}/queue",
+                                        {"contact": "138 0013 8031"}, 201)
+            await cp.status_notification(2, "Available")
+            sent = await cp.wait_call("ReserveNow")
+            staff = await await_until(
+                lambda: (lambda v: v if (v["reservation"] or {}).get("holding") else None)(
+                    other.ok("GET", f"/api/v1/queue/{t['id']}")),
+                what="the call's reservation held")
+            tag = staff["reservation"]["id_tag"]
+            assert sent["idTag"] == tag
+            assert (await cp.authorize(tag)).id_tag_info["status"] == "Accepted"
+            assert (await cp2.authorize(tag)).id_tag_info["status"] == "Invalid", "not at another charger"
+            assert (await cp.authorize("QMADEUP0001")).id_tag_info["status"] == "Invalid"
+
+    run(scenario())
