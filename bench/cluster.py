@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ import requests  # noqa: E402
 from chargepoints import charge_point  # noqa: E402
 from harness import Server, basic_auth, body_list  # noqa: E402
 from natsd import PrivateNats, Proxy  # noqa: E402
-from test_cluster import NATS_URL, nats_addr  # noqa: E402
+from test_cluster import NATS_URL, RawNats, nats_addr  # noqa: E402
 from test_postgres import PG_URL, psql  # noqa: E402
 
 PW = "bench-cluster-password"
@@ -69,6 +70,20 @@ class Round:
         for s in self.servers:
             s.stop()
         psql(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        drop_streams(f"BENCH_{self.tag.upper()}_EVENTS", f"KV_bench_{self.tag}_leases")
+
+
+def drop_streams(*names: str) -> None:
+    """Removes a round's event stream and lease bucket from the shared NATS."""
+    raw = RawNats()
+    try:
+        inbox = f"_INBOX.bench.{uuid.uuid4().hex}"
+        raw.sub(inbox, 1)
+        for name in names:
+            raw.pub(f"$JS.API.STREAM.DELETE.{name}", b"", reply=inbox)
+            raw.next_msg()
+    finally:
+        raw.close()
 
 
 def view(s: Server) -> dict:
@@ -150,7 +165,7 @@ async def kill_holder(root: Path) -> dict[str, float]:
             call = until(lambda: ticket_state(x, t1) == "called", what="call")
             robot_back = until(lambda: report(x).get("task", {}).get("car") == car, what="robot")
             done = await asyncio.gather(lease, case, call, robot_back)
-        names = ("kill -9: lease taken", "kill -9: fault case opened", "kill -9: queue number called",
+        names = ("kill -9: lease taken (both survivors agree)", "kill -9: fault case opened", "kill -9: queue number called",
                  "kill -9: robot answered with its car")
         return {n: t - t0 for n, t in zip(names, done)}
     finally:
@@ -252,16 +267,24 @@ def main() -> None:
     if not Path(os.environ["CHARGEOPS_BIN"]).exists():
         raise SystemExit(f"{os.environ['CHARGEOPS_BIN']} not found: cargo build --release --bin chargeops")
     results: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="chargeops-bench-cluster-") as tmp:
-        for i in range(args.rounds):
-            for scenario in (kill_holder, clean_stop, partition, nats_restart):
-                root = Path(tmp) / f"{scenario.__name__}-{i}"
-                root.mkdir()
-                for name, secs in asyncio.run(scenario(root)).items():
-                    results.setdefault(name, []).append(secs)
-            print(f"round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    width = max(len(n) for n in results)
-    print(f"{'what (seconds after the failure; catch-up: after the link is back)':<{width}}  rounds    min  median    max")
+    tmp = tempfile.mkdtemp(prefix="chargeops-bench-cluster-")
+    for i in range(args.rounds):
+        for scenario in (kill_holder, clean_stop, partition, nats_restart):
+            root = Path(tmp) / f"{scenario.__name__}-{i}"
+            root.mkdir()
+            try:
+                measured = asyncio.run(scenario(root))
+            except BaseException:
+                print(f"{scenario.__name__} failed in round {i + 1}; the nodes' logs are under {root}",
+                      file=sys.stderr)
+                raise
+            for name, secs in measured.items():
+                results.setdefault(name, []).append(secs)
+        print(f"round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    head = "seconds after the failure (catch-up: after the link is back)"
+    width = max(len(head), *(len(n) for n in results))
+    print(f"{head:<{width}}  rounds    min  median    max")
     for name, values in results.items():
         print(f"{name:<{width}}  {len(values):>6}  {min(values):5.2f}  {statistics.median(values):6.2f}  {max(values):5.2f}")
 

@@ -39,6 +39,28 @@ PW = "failover-password-16"
 TAKEOVER_WITHIN = 15.0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def drop_streams():
+    """Removes this module's streams and lease buckets from the shared NATS afterwards."""
+    yield
+    try:
+        raw = RawNats()
+    except OSError:
+        return
+    try:
+        inbox = f"_INBOX.cleanup.{uuid.uuid4().hex}"
+        raw.sub(inbox, 1)
+        raw.pub("$JS.API.STREAM.NAMES", b"{}", reply=inbox)
+        _, body = raw.next_msg()
+        names = json.loads(body).get("streams") or []
+        for name in names:
+            if name.startswith(("FO_", "KV_fo_")):
+                raw.pub(f"$JS.API.STREAM.DELETE.{name}", b"", reply=inbox)
+                raw.next_msg()
+    finally:
+        raw.close()
+
+
 @pytest.fixture
 def hook():
     h = Hook()

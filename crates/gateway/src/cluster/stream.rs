@@ -23,6 +23,10 @@ use tokio::sync::{mpsc, watch};
 const KEEP: Duration = Duration::from_secs(3600);
 /// The server drops a repeated id within this window.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Events the stream keeps at most (a few hundred bytes each). A count, not bytes: a byte
+/// limit is reserved from the server's JetStream storage when the stream is made, and every
+/// cluster on one server would take its share whether it used it or not.
+const KEEP_MESSAGES: i64 = 5_000_000;
 /// Events sent before their acknowledgements are awaited.
 const WINDOW: usize = 256;
 /// Events kept while the stream cannot take them; beyond, the oldest go (the resync repairs).
@@ -56,7 +60,7 @@ pub(super) async fn ensure(
         max_age: KEEP,
         duplicate_window: DUPLICATE_WINDOW,
         storage: stream::StorageType::File,
-        max_bytes: 1 << 30,
+        max_messages: KEEP_MESSAGES,
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
     })
@@ -183,8 +187,8 @@ pub(super) async fn consume<F>(
                 if !warned {
                     tracing::error!(
                         %error,
-                        "the cluster's event stream cannot be opened: is JetStream on (nats-server -js)? \
-                         Events are not shared until it is"
+                        "the cluster's event stream cannot be opened (NATS must run JetStream, nats-server -js, \
+                         with room to store); events are not shared until it is"
                     );
                     warned = true;
                 }
