@@ -356,6 +356,11 @@ def test_a_clean_stop_hands_the_duties_over_at_once(make_server, schema, nats, h
     nodes, ids, holder_id, _ = start_nodes(make_server, schema, config_file(tmp_path, hook), n=2)
     holder = nodes[ids.index(holder_id)]
     other = next(s for s in nodes if s is not holder)
+    for s, held in ((holder, 1), (other, 0)):
+        text = s.api("GET", "/metrics", token=None).text
+        for line in (f"chargeops_cluster_duties_held {held}", "chargeops_cluster_connected 1",
+                     "chargeops_cluster_nodes 1"):
+            assert line in text, (line, text[-1500:])
     t0 = time.monotonic()
     holder.stop()
     wait_until(lambda: cluster_view(other)["holds_duties"], timeout=10, what="the other node takes the duties")

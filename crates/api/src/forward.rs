@@ -65,14 +65,20 @@ pub(crate) async fn to_duties_node(
     let Some(cluster) = state.gateway.cluster() else {
         return next.run(req).await;
     };
-    if req.extensions().get::<Forwarded>().is_some() || !duty_owned(req.uri().path()) {
+    if !duty_owned(req.uri().path()) {
         return next.run(req).await;
     }
     let lease = cluster.duties_lease();
     if lease.holds() {
         return next.run(req).await;
     }
-    let result = match lease.holder().filter(|h| h != cluster.node_id()) {
+    // Sent here by a node that took this one for the holder: no longer (or not yet) so, and
+    // the books here may be behind the store. The sender answers 503 and its client retries.
+    let forwarded = req.extensions().get::<Forwarded>().is_some();
+    let result = match lease
+        .holder()
+        .filter(|h| h != cluster.node_id() && !forwarded)
+    {
         Some(holder) => cluster.forward(&holder, req).await,
         None => Err(ForwardError::NoHolder),
     };

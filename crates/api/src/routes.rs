@@ -97,6 +97,23 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Connectors by status",
         ConnectorsByStatus(totals),
     );
+    if let Some(cluster) = state.gateway.cluster() {
+        registry.register(
+            "chargeops_cluster_connected",
+            "1 while this node's link to NATS is up",
+            ConstGauge::new(u64::from(cluster.is_connected())),
+        );
+        registry.register(
+            "chargeops_cluster_duties_held",
+            "1 while this node holds the duties lease (runs detection, queue calling, dispatch, planning)",
+            ConstGauge::new(u64::from(cluster.duties_lease().holds())),
+        );
+        registry.register(
+            "chargeops_cluster_nodes",
+            "Other nodes heard from in the last 6 s",
+            ConstGauge::new(cluster.nodes().len() as u64),
+        );
+    }
     registry.register(
         "chargeops_uptime_seconds",
         "Seconds since start",
