@@ -53,6 +53,9 @@ pub(crate) enum Cmd {
         car: Car,
         duration: Duration,
         energy_wh: i64,
+        /// When the traffic plugged the car in: the session's energy runs from here, however
+        /// late the charger gets to the command.
+        at: DateTime<Utc>,
     },
     Unplug,
     Fault {

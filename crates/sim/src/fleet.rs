@@ -268,6 +268,7 @@ async fn dispatch(
                 car,
                 duration,
                 energy_wh,
+                at: now,
             },
         ),
         Action::Unplug {
@@ -618,8 +619,9 @@ impl SimCharger {
                 car,
                 duration,
                 energy_wh,
+                at,
             } => {
-                let s = self.new_session(state, &car, duration, energy_wh, now);
+                let s = self.new_session(state, &car, duration, energy_wh, at.min(now));
                 state.backlog.push_back(Pending::Start {
                     session: s.local,
                     tx201: s.tx201.clone(),
@@ -725,8 +727,9 @@ impl SimCharger {
                 car,
                 duration,
                 energy_wh,
+                at,
             } => {
-                let mut s = self.new_session(state, &car, duration, energy_wh, now);
+                let mut s = self.new_session(state, &car, duration, energy_wh, at.min(now));
                 inc(&self.stats.sessions_started);
                 match self.version {
                     Version::V16 => {

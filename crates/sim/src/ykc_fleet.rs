@@ -269,13 +269,15 @@ impl SimYkcCharger {
             Cmd::Plug {
                 duration,
                 energy_wh,
+                at,
                 ..
             } => {
                 state.counter = (state.counter + 1) % 10_000;
+                let start = at.min(now);
                 state.session = Some(Running {
                     serial: Serial::issue(self.id, GUN, stamp(now), state.counter),
-                    start: now,
-                    end: now + duration,
+                    start,
+                    end: start + duration,
                     start_register_wh: state.register_wh,
                     energy_wh,
                 });
