@@ -9,6 +9,7 @@ mod auth;
 mod error;
 pub mod forecast;
 mod forward;
+mod ocpi;
 mod ops;
 pub mod queue;
 mod robots;
@@ -62,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     routes::add_common_responses(&mut doc);
     let doc = routes::OpenApiJson::new(&doc);
     router
+        .merge(ocpi::router().with_state(state.clone()))
         .layer(axum::Extension(doc))
         .fallback(routes::not_found)
         .layer(middleware::from_fn_with_state(
@@ -96,6 +98,7 @@ fn app(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(routes::delete_id_tag))
         .routes(routes!(routes::events))
         .routes(routes!(routes::cluster))
+        .routes(routes!(ocpi::create_partner))
         .routes(routes!(forecast::station_forecast))
         .routes(routes!(forecast::best_time))
         .routes(routes!(forecast::station_plan))
@@ -164,6 +167,7 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/id-tags/{tag}",
     "/api/v1/events",
     "/api/v1/cluster",
+    "/api/v1/partners/ocpi",
     "/api/v1/openapi.json",
     "/api/v1/stations/{id}/forecast",
     "/api/v1/stations/{id}/best-time",

@@ -17,6 +17,7 @@ pub mod forecasts;
 pub mod lots;
 pub mod network;
 pub mod ops;
+pub mod partners;
 mod platform;
 pub mod queue;
 pub mod units;
@@ -48,6 +49,8 @@ pub struct Services {
     pub units: Arc<units::Units>,
     /// Robot lots at the service areas: layouts, robots, cars.
     pub lots: Arc<lots::Lots>,
+    /// Partner platforms over OCPI: registrations, credentials, the network as Locations.
+    pub partners: partners::Partners,
 }
 
 /// What the background duties are configured with.
@@ -73,6 +76,7 @@ impl Services {
         let lots = lots::Lots::new(platform.clone());
         Arc::new(Services {
             network: network::Network::new(platform.clone()),
+            partners: partners::Partners::new(platform.clone()),
             platform,
             duties,
             forecasts,

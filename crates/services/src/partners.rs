@@ -1,0 +1,446 @@
+//! Partner platforms over OCPI 2.2.1, the platform as the CPO: registrations, the credentials
+//! handshake, and the network as Locations.
+//!
+//! - An admin makes a registration for a partner: a token A (shown once; the store keeps its
+//!   digest) and the versions URL.
+//! - The partner registers with token A: it posts its credentials (its token B, its versions
+//!   URL, its roles). The platform reads the partner's versions and the 2.2.1 endpoints with
+//!   token B, keeps them, answers with its own credentials carrying a new token C, and retires
+//!   A. From then on the partner uses C; PUT exchanges it for a new one, DELETE unregisters.
+//! - Partners are store documents (kind `ocpi_partner`), so every node of a cluster knows them.
+//!   Token B is kept as given (the platform needs it to call the partner); A and C only as
+//!   digests. No token is logged.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use chargeops_core::secret::{random_hex, token_digest};
+use chargeops_ocpi::envelope::{StatusCode, authorization};
+use chargeops_ocpi::network::{self, ChargerView, Equipment, Party};
+use chargeops_ocpi::objects::{
+    BusinessDetails, Credentials, CredentialsRole, Endpoint, Evse, InterfaceRole, Location,
+    Version, VersionDetails,
+};
+
+use crate::{Caller, Error, Platform, Result};
+
+const KIND: &str = "ocpi_partner";
+/// How long a call to a partner's versions may take during the handshake.
+const PARTNER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A partner as the store keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    /// The registration token's digest, until the partner registers with it.
+    #[serde(default)]
+    token_a: Option<String>,
+    /// The digest of the token the partner uses now.
+    #[serde(default)]
+    token_c: Option<String>,
+    /// The partner's token for calling it (its credentials' token).
+    #[serde(default)]
+    token_b: Option<String>,
+    #[serde(default)]
+    pub versions_url: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub roles: Vec<CredentialsRole>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub registered_at: Option<DateTime<Utc>>,
+}
+
+/// Which of a partner's tokens a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The registration token: good for the versions and for registering, nothing else.
+    Registration,
+    /// The token of a registered partner.
+    Registered,
+}
+
+/// A made registration: the token A (shown once) and where to start.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewRegistration {
+    pub id: String,
+    pub name: String,
+    /// CREDENTIALS_TOKEN_A, for the partner to register with; not shown again.
+    pub token: String,
+    pub versions_url: String,
+}
+
+/// An OCPI refusal: the HTTP status and the envelope's status code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub http: u16,
+    pub code: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(http: u16, code: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            http,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized() -> Refusal {
+        Refusal::new(
+            401,
+            StatusCode::CLIENT_ERROR,
+            "missing or unknown credentials token",
+        )
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        Refusal::new(200, StatusCode::SERVER_ERROR, e.message)
+    }
+}
+
+/// The OCPI side of the platform.
+pub struct Partners {
+    platform: Platform,
+    party: Party,
+}
+
+impl Partners {
+    pub fn new(platform: Platform) -> Self {
+        Partners {
+            platform,
+            party: Party::default(),
+        }
+    }
+
+    pub fn party(&self) -> &Party {
+        &self.party
+    }
+
+    async fn all(&self) -> Result<Vec<Partner>> {
+        Ok(self
+            .platform
+            .store
+            .list_documents(KIND)
+            .await?
+            .into_iter()
+            .filter_map(|(_, body)| serde_json::from_str::<Partner>(&body).ok())
+            .collect())
+    }
+
+    async fn save(&self, p: &Partner) -> Result<()> {
+        let body =
+            serde_json::to_string(p).map_err(|_| Error::internal("failed to encode a partner"))?;
+        self.platform.store.put_document(KIND, &p.id, &body).await?;
+        Ok(())
+    }
+
+    /// An admin makes a registration for partner `name`; `base` is the platform's public URL.
+    pub async fn create(&self, by: &Caller, name: &str, base: &str) -> Result<NewRegistration> {
+        by.require_role(&[chargeops_core::Role::Admin])?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid("name must be 1 to 100 characters"));
+        }
+        let token = format!("ocpi_a_{}", random_hex(24));
+        let p = Partner {
+            id: format!("p_{}", random_hex(8)),
+            name: name.to_owned(),
+            token_a: Some(token_digest(&token)),
+            token_c: None,
+            token_b: None,
+            versions_url: None,
+            endpoints: Vec::new(),
+            roles: Vec::new(),
+            created_at: self.platform.now(),
+            registered_at: None,
+        };
+        self.save(&p).await?;
+        tracing::info!(partner = %p.id, name = %p.name, by = %by.name, "OCPI registration made");
+        Ok(NewRegistration {
+            id: p.id,
+            name: p.name,
+            token,
+            versions_url: format!("{base}/ocpi/versions"),
+        })
+    }
+
+    /// The partner a token belongs to, and which of its tokens it is.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+    ) -> std::result::Result<(Partner, TokenKind), Refusal> {
+        let token = token.ok_or_else(Refusal::unauthorized)?;
+        let digest = token_digest(token);
+        for p in self.all().await? {
+            if p.token_c.as_deref() == Some(&digest) {
+                return Ok((p, TokenKind::Registered));
+            }
+            if p.token_a.as_deref() == Some(&digest) {
+                return Ok((p, TokenKind::Registration));
+            }
+        }
+        Err(Refusal::unauthorized())
+    }
+
+    /// `GET /ocpi/versions`.
+    pub fn versions(&self, base: &str) -> Vec<Version> {
+        vec![Version {
+            version: chargeops_ocpi::VERSION.to_owned(),
+            url: format!("{base}/ocpi/{}", chargeops_ocpi::VERSION),
+        }]
+    }
+
+    /// `GET /ocpi/2.2.1`.
+    pub fn details(&self, base: &str) -> VersionDetails {
+        let url = |m: &str| format!("{base}/ocpi/{}/{m}", chargeops_ocpi::VERSION);
+        VersionDetails {
+            version: chargeops_ocpi::VERSION.to_owned(),
+            endpoints: vec![
+                Endpoint {
+                    identifier: "credentials".into(),
+                    role: InterfaceRole::Sender,
+                    url: url("credentials"),
+                },
+                Endpoint {
+                    identifier: "credentials".into(),
+                    role: InterfaceRole::Receiver,
+                    url: url("credentials"),
+                },
+                Endpoint {
+                    identifier: "locations".into(),
+                    role: InterfaceRole::Sender,
+                    url: url("locations"),
+                },
+            ],
+        }
+    }
+
+    fn ours(&self, token: String, base: &str) -> Credentials {
+        Credentials {
+            token,
+            url: format!("{base}/ocpi/versions"),
+            roles: vec![CredentialsRole {
+                role: "CPO".into(),
+                business_details: BusinessDetails {
+                    name: self.party.operator.clone(),
+                    website: None,
+                },
+                party_id: self.party.party_id.clone(),
+                country_code: self.party.country_code.clone(),
+            }],
+        }
+    }
+
+    /// `GET /credentials`: the platform's credentials, with the token the partner uses now.
+    pub fn credentials(&self, token: &str, base: &str) -> Credentials {
+        self.ours(token.to_owned(), base)
+    }
+
+    /// `POST /credentials` (register, with token A) and `PUT /credentials` (update, with token
+    /// C): reads the partner's versions with its token B, keeps them, answers a new token C.
+    pub async fn register(
+        &self,
+        mut partner: Partner,
+        kind: TokenKind,
+        theirs: Credentials,
+        update: bool,
+        base: &str,
+    ) -> std::result::Result<Credentials, Refusal> {
+        match (update, kind) {
+            (false, TokenKind::Registered) => {
+                return Err(Refusal::new(
+                    405,
+                    StatusCode::CLIENT_ERROR,
+                    "already registered: update with PUT, or DELETE first",
+                ));
+            }
+            (true, TokenKind::Registration) => {
+                return Err(Refusal::new(
+                    405,
+                    StatusCode::CLIENT_ERROR,
+                    "not registered yet: register with POST",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(problem) = theirs.problem() {
+            return Err(Refusal::new(200, StatusCode::INVALID_PARAMETERS, problem));
+        }
+        let endpoints = fetch_endpoints(&theirs).await.map_err(|m| {
+            tracing::warn!(partner = %partner.id, reason = %m, "OCPI partner's versions not readable");
+            Refusal::new(200, StatusCode::UNABLE_TO_USE_CLIENT_API, m)
+        })?;
+        let token_c = format!("ocpi_c_{}", random_hex(24));
+        partner.token_a = None;
+        partner.token_c = Some(token_digest(&token_c));
+        partner.token_b = Some(theirs.token.clone());
+        partner.versions_url = Some(theirs.url.clone());
+        partner.endpoints = endpoints;
+        partner.roles = theirs.roles.clone();
+        partner.registered_at = Some(self.platform.now());
+        self.save(&partner).await?;
+        tracing::info!(partner = %partner.id, name = %partner.name, update, "OCPI partner registered");
+        Ok(self.ours(token_c, base))
+    }
+
+    /// `DELETE /credentials`: the partner is unregistered; its tokens stop working.
+    pub async fn unregister(
+        &self,
+        partner: Partner,
+        kind: TokenKind,
+    ) -> std::result::Result<(), Refusal> {
+        if kind != TokenKind::Registered {
+            return Err(Refusal::new(
+                405,
+                StatusCode::CLIENT_ERROR,
+                "not registered",
+            ));
+        }
+        self.platform
+            .store
+            .delete_document(KIND, &partner.id)
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(partner = %partner.id, name = %partner.name, "OCPI partner unregistered");
+        Ok(())
+    }
+
+    /// Every Location of the network, in station id order.
+    pub async fn locations(&self) -> Result<Vec<Location>> {
+        let stations = self.platform.store.list_stations().await?;
+        let chargers = self.platform.store.list_chargers().await?;
+        let mut by_station: std::collections::BTreeMap<
+            &str,
+            Vec<(
+                &chargeops_core::Charger,
+                Vec<chargeops_core::ConnectorState>,
+            )>,
+        > = Default::default();
+        for c in &chargers {
+            let connectors = self
+                .platform
+                .live
+                .snapshot(&c.id)
+                .map(|s| s.connectors)
+                .unwrap_or_default();
+            by_station
+                .entry(c.station_id.as_str())
+                .or_default()
+                .push((c, connectors));
+        }
+        let mut out = Vec::new();
+        let mut stations = stations;
+        stations.sort_by(|a, b| a.id.cmp(&b.id));
+        for s in &stations {
+            let held = by_station
+                .get(s.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let views: Vec<ChargerView<'_>> = held
+                .iter()
+                .map(|(c, connectors)| ChargerView {
+                    id: &c.id,
+                    connectors,
+                    equipment: Equipment::default(),
+                    updated_at: c.last_boot_at.unwrap_or(c.created_at),
+                })
+                .collect();
+            let earliest = held
+                .iter()
+                .map(|(c, _)| c.created_at)
+                .min()
+                .unwrap_or_else(|| self.platform.now());
+            if let Some(l) = network::location(&self.party, s, &views, earliest) {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One Location, EVSE or connector; `Refusal` 404 / 2003 when there is none.
+    pub async fn location(&self, id: &str) -> std::result::Result<Location, Refusal> {
+        self.locations()
+            .await?
+            .into_iter()
+            .find(|l| l.id == id)
+            .ok_or_else(|| {
+                Refusal::new(
+                    404,
+                    StatusCode::UNKNOWN_LOCATION,
+                    format!("unknown location {id:?}"),
+                )
+            })
+    }
+
+    pub async fn evse(&self, id: &str, uid: &str) -> std::result::Result<Evse, Refusal> {
+        self.location(id)
+            .await?
+            .evses
+            .into_iter()
+            .find(|e| e.uid == uid)
+            .ok_or_else(|| {
+                Refusal::new(
+                    404,
+                    StatusCode::UNKNOWN_LOCATION,
+                    format!("unknown EVSE {uid:?} at {id:?}"),
+                )
+            })
+    }
+}
+
+/// Reads a partner's versions and its 2.2.1 endpoints with its token.
+async fn fetch_endpoints(theirs: &Credentials) -> std::result::Result<Vec<Endpoint>, String> {
+    #[derive(Deserialize)]
+    struct Reply<T> {
+        data: Option<T>,
+        status_code: u16,
+    }
+    let client = reqwest::Client::builder()
+        .timeout(PARTNER_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let auth = authorization(&theirs.token);
+    let get = |url: String| {
+        let (client, auth) = (client.clone(), auth.clone());
+        async move {
+            let resp = client
+                .get(&url)
+                .header("Authorization", auth)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {}", chargeops_core::error::chain(&e)))?;
+            if !resp.status().is_success() {
+                return Err(format!("GET {url}: HTTP {}", resp.status()));
+            }
+            resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))
+        }
+    };
+    let body = get(theirs.url.clone()).await?;
+    let versions: Reply<Vec<Version>> =
+        serde_json::from_slice(&body).map_err(|e| format!("the versions are not OCPI: {e}"))?;
+    if versions.status_code != 1000 {
+        return Err(format!(
+            "the versions answered status {}",
+            versions.status_code
+        ));
+    }
+    let url = versions
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.version == chargeops_ocpi::VERSION)
+        .map(|v| v.url)
+        .ok_or_else(|| format!("the partner offers no version {}", chargeops_ocpi::VERSION))?;
+    let body = get(url).await?;
+    let details: Reply<VersionDetails> = serde_json::from_slice(&body)
+        .map_err(|e| format!("the version details are not OCPI: {e}"))?;
+    Ok(details.data.map(|d| d.endpoints).unwrap_or_default())
+}
