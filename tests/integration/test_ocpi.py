@@ -41,6 +41,8 @@ class Emsp:
     def __init__(self, token_b: str):
         self.token_b = token_b
         self.seen: list[tuple[str, str | None]] = []
+        self.patches: list[tuple[str, dict]] = []
+        self.failing = False
         self.port = free_port()
         partner = self
 
@@ -60,6 +62,16 @@ class Emsp:
                 else:
                     return self.reply(404, {"status_code": 2000, "timestamp": "2027-01-01T00:00:00Z"})
                 self.reply(200, {"data": data, "status_code": 1000, "timestamp": "2027-01-01T00:00:00Z"})
+
+            def do_PATCH(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                if self.headers.get("Authorization") != token_header(partner.token_b)["Authorization"]:
+                    return self.reply(401, {"status_code": 2000, "timestamp": "2027-01-01T00:00:00Z"})
+                if partner.failing:
+                    return self.reply(503, {"status_code": 3000, "timestamp": "2027-01-01T00:00:00Z"})
+                partner.patches.append((self.path, body))
+                self.reply(200, {"status_code": 1000, "timestamp": "2027-01-01T00:00:00Z"})
 
             def reply(self, code, body):
                 raw = json.dumps(body).encode()
@@ -223,3 +235,43 @@ def test_only_an_admin_makes_registrations(make_server):
     assert s.api("POST", "/api/v1/partners/ocpi", {"name": "X", "extra": 1}).status_code == 400
     made = s.ok("POST", "/api/v1/partners/ocpi", {"name": "Map Provider"}, status=201)
     assert made["token"] not in s.log_text(), "a token is never logged"
+
+
+def test_status_changes_are_pushed_to_the_partner_and_wait_out_its_outage(make_server, emsp):
+    s = make_server(command_timeout=10)
+    token_a = s.ok("POST", "/api/v1/partners/ocpi", {"name": "Nav App"}, status=201)["token"]
+    envelope(ocpi(s, "POST", "/ocpi/2.2.1/credentials", token_a, body=emsp.credentials()))
+    station = uid("oc-push")
+    s.ensure_station(station, lat=28.1, lon=112.9)
+    cid = uid("oc-push-cp")
+    s.register(cid, PW, station=station)
+    path = f"/ocpi/2.2.1/locations/CN/CHO/{station}/{cid}*1"
+
+    def statuses():
+        return [b["status"] for p, b in emsp.patches if p == path]
+
+    async def scenario():
+        async with charge_point(s, cid, "1.6", PW) as cp:
+            assert (await cp.boot()).status == "Accepted"
+            await cp.status_notification(1, "Available")
+            await await_until(lambda: statuses() and statuses()[-1] == "AVAILABLE", what="the push")
+            body = [b for p, b in emsp.patches if p == path][-1]
+            assert set(body) == {"status", "last_updated"} and body["last_updated"].endswith("Z")
+            # The partner is down while the connector changes three times.
+            emsp.failing = True
+            before = len(statuses())
+            for status in ("Preparing", "Charging", "Faulted"):
+                await cp.status_notification(1, status)
+                await asyncio.sleep(0.3)
+            r = await s.aapi("GET", f"/api/v1/chargers/{cid}")
+            assert r.status_code == 200, "the charger's path is not held up"
+            await asyncio.sleep(1.5)
+            assert len(statuses()) == before, "nothing lands while the partner is down"
+            emsp.failing = False
+            await await_until(lambda: statuses()[-1] == "OUTOFORDER", timeout=20, what="the latest status after the outage")
+            await asyncio.sleep(2.5)
+            after = statuses()[before:]
+            assert after[-1] == "OUTOFORDER" and len(after) <= 2, after
+
+    run(scenario())
+    assert "OCPI push not delivered" in s.log_text()

@@ -50,7 +50,7 @@ pub struct Services {
     /// Robot lots at the service areas: layouts, robots, cars.
     pub lots: Arc<lots::Lots>,
     /// Partner platforms over OCPI: registrations, credentials, the network as Locations.
-    pub partners: partners::Partners,
+    pub partners: Arc<partners::Partners>,
 }
 
 /// What the background duties are configured with.
@@ -76,7 +76,7 @@ impl Services {
         let lots = lots::Lots::new(platform.clone());
         Arc::new(Services {
             network: network::Network::new(platform.clone()),
-            partners: partners::Partners::new(platform.clone()),
+            partners: Arc::new(partners::Partners::new(platform.clone())),
             platform,
             duties,
             forecasts,
@@ -95,6 +95,7 @@ impl Services {
         self.queue.start(&self.duties, queue);
         self.units.start(&self.duties);
         self.lots.start(&self.duties, lots);
+        self.partners.start(&self.duties);
     }
 
     /// Starts every service's background duties under a lease (a cluster node): they run while

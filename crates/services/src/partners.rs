@@ -110,13 +110,20 @@ impl From<Error> for Refusal {
 pub struct Partners {
     platform: Platform,
     party: Party,
+    /// Bumped by every registration change here, so the push duty reads the partners again at
+    /// once (changes made on another node reach it within [`RECEIVERS_EVERY`]).
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// How often the push duty reads the registered partners again.
+const RECEIVERS_EVERY: Duration = Duration::from_secs(2);
 
 impl Partners {
     pub fn new(platform: Platform) -> Self {
         Partners {
             platform,
             party: Party::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -139,7 +146,17 @@ impl Partners {
         let body =
             serde_json::to_string(p).map_err(|_| Error::internal("failed to encode a partner"))?;
         self.platform.store.put_document(KIND, &p.id, &body).await?;
+        self.changed();
         Ok(())
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// An admin makes a registration for partner `name`; `base` is the platform's public URL.
@@ -309,6 +326,7 @@ impl Partners {
             .delete_document(KIND, &partner.id)
             .await
             .map_err(Error::from)?;
+        self.changed();
         tracing::info!(partner = %partner.id, name = %partner.name, "OCPI partner unregistered");
         Ok(())
     }
@@ -443,4 +461,194 @@ async fn fetch_endpoints(theirs: &Credentials) -> std::result::Result<Vec<Endpoi
     let details: Reply<VersionDetails> = serde_json::from_slice(&body)
         .map_err(|e| format!("the version details are not OCPI: {e}"))?;
     Ok(details.data.map(|d| d.endpoints).unwrap_or_default())
+}
+
+/// A status change waiting to reach one partner: the latest for its EVSE only.
+struct Push {
+    url: String,
+    token: String,
+    body: serde_json::Value,
+    /// Bumped when a newer status replaces the body.
+    version: u64,
+    in_flight: bool,
+    attempts: u32,
+    due: std::time::Instant,
+}
+
+/// What one send came back with.
+struct Sent {
+    key: (String, String),
+    version: u64,
+    result: std::result::Result<(), String>,
+}
+
+/// The longest wait between two tries of a push to a partner that does not answer.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Partners {
+    /// Starts the push duty: every EVSE status change goes to each registered partner that
+    /// receives locations, as a PATCH of the EVSE. It runs beside the charger's path (the bus),
+    /// never in it; a partner that is down gets the latest status of each EVSE when it is back
+    /// (pushes coalesce per partner and EVSE, so memory stays bounded by the EVSEs), retried
+    /// with backoff up to a minute.
+    pub fn start(self: &std::sync::Arc<Self>, duties: &crate::Duties) {
+        let me = self.clone();
+        duties.start("partner pushes", move |_stop| {
+            let events = me.platform.events();
+            me.clone().push_loop(events)
+        });
+    }
+
+    /// The registered partners that receive locations: (id, the EVSE PATCH base, token B).
+    async fn receivers(&self) -> Vec<(String, String, String)> {
+        match self.all().await {
+            Ok(all) => all
+                .into_iter()
+                .filter_map(|p| {
+                    let token = p.token_b.clone()?;
+                    p.token_c.as_ref()?;
+                    let url = p
+                        .endpoints
+                        .iter()
+                        .find(|e| e.identifier == "locations" && e.role == InterfaceRole::Receiver)?
+                        .url
+                        .trim_end_matches('/')
+                        .to_owned();
+                    Some((p.id, url, token))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "OCPI partners not readable; pushes wait");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The EVSE of `charger_id` numbered `evse_id`, as a partner sees it now.
+    fn evse_now(&self, charger_id: &str, evse_id: u32) -> Option<Evse> {
+        let snapshot = self.platform.live.snapshot(charger_id)?;
+        let view = ChargerView {
+            id: charger_id,
+            connectors: &snapshot.connectors,
+            equipment: Equipment::default(),
+            updated_at: snapshot
+                .connectors
+                .iter()
+                .map(|c| c.updated_at)
+                .min()
+                .unwrap_or_else(|| self.platform.now()),
+        };
+        let uid = network::evse_uid(charger_id, evse_id);
+        network::evses(&self.party, &view)
+            .into_iter()
+            .find(|e| e.uid == uid)
+    }
+
+    async fn push_loop(
+        self: std::sync::Arc<Self>,
+        mut events: tokio::sync::broadcast::Receiver<chargeops_core::Event>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        let client = match reqwest::Client::builder().timeout(PARTNER_TIMEOUT).build() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "OCPI pushes off: no HTTP client");
+                return;
+            }
+        };
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
+        let mut pending: std::collections::HashMap<(String, String), Push> = Default::default();
+        let mut generation = self.generation();
+        let mut receivers = self.receivers().await;
+        let mut refreshed = std::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(chargeops_core::Event::StatusChanged { charger_id, station_id, evse_id, .. }) => {
+                        if self.generation() != generation {
+                            generation = self.generation();
+                            receivers = self.receivers().await;
+                            refreshed = std::time::Instant::now();
+                        }
+                        if receivers.is_empty() {
+                            continue;
+                        }
+                        let Some(evse) = self.evse_now(&charger_id, evse_id) else { continue };
+                        let body = serde_json::json!({"status": evse.status, "last_updated": evse.last_updated});
+                        for (partner, base, token) in &receivers {
+                            let url = format!(
+                                "{base}/{}/{}/{station_id}/{}",
+                                self.party.country_code, self.party.party_id, evse.uid
+                            );
+                            let key = (partner.clone(), format!("{station_id}/{}", evse.uid));
+                            let entry = pending.entry(key).or_insert_with(|| Push {
+                                url: url.clone(),
+                                token: token.clone(),
+                                body: serde_json::Value::Null,
+                                version: 0,
+                                in_flight: false,
+                                attempts: 0,
+                                due: std::time::Instant::now(),
+                            });
+                            entry.url = url;
+                            entry.token = token.clone();
+                            entry.body = body.clone();
+                            entry.version += 1;
+                            entry.due = entry.due.min(std::time::Instant::now());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "OCPI pushes fell behind the event bus; some status changes go out only with the next change");
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                Some(sent) = done_rx.recv() => {
+                    let Some(p) = pending.get_mut(&sent.key) else { continue };
+                    p.in_flight = false;
+                    match sent.result {
+                        Ok(()) if p.version == sent.version => {
+                            pending.remove(&sent.key);
+                        }
+                        Ok(()) => {}
+                        Err(reason) => {
+                            p.attempts += 1;
+                            let wait = Duration::from_secs(1 << p.attempts.min(6)).min(MAX_BACKOFF);
+                            p.due = std::time::Instant::now() + wait;
+                            if p.attempts.is_power_of_two() {
+                                tracing::warn!(partner = %sent.key.0, evse = %sent.key.1, attempts = p.attempts, %reason, "OCPI push not delivered; trying again");
+                            }
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if refreshed.elapsed() >= RECEIVERS_EVERY {
+                        generation = self.generation();
+                        receivers = self.receivers().await;
+                        refreshed = std::time::Instant::now();
+                    }
+                    let now = std::time::Instant::now();
+                    for (key, p) in pending.iter_mut().filter(|(_, p)| !p.in_flight && p.due <= now) {
+                        p.in_flight = true;
+                        let (client, done) = (client.clone(), done_tx.clone());
+                        let (key, version) = (key.clone(), p.version);
+                        let request = client
+                            .patch(&p.url)
+                            .header("Authorization", authorization(&p.token))
+                            .json(&p.body);
+                        tokio::spawn(async move {
+                            let result = match request.send().await {
+                                Ok(r) if r.status().is_success() => Ok(()),
+                                Ok(r) => Err(format!("HTTP {}", r.status())),
+                                Err(e) => Err(chargeops_core::error::chain(&e)),
+                            };
+                            let _ = done.send(Sent { key, version, result });
+                        });
+                    }
+                }
+            }
+        }
+    }
 }
