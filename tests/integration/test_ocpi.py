@@ -275,3 +275,16 @@ def test_status_changes_are_pushed_to_the_partner_and_wait_out_its_outage(make_s
 
     run(scenario())
     assert "OCPI push not delivered" in s.log_text()
+    # The admin's view of the partner, and the metrics.
+    (view,) = s.ok("GET", "/api/v1/partners")
+    assert (view["name"], view["standard"], view["registered"], view["roles"]) == ("Nav App", "ocpi", True, ["EMSP"])
+    assert "LOCATIONS:RECEIVER" in view["endpoints"]
+    pushes = view["pushes"]
+    assert pushes["delivered"] >= 2 and pushes["failed"] >= 1 and pushes["queued"] == 0, pushes
+    assert "503" in pushes["last_error"] and pushes["last_delivered_at"]
+    assert "token" not in json.dumps(view).lower().replace("tokens", "")
+    viewer = s.ok("POST", "/api/v1/tokens", {"name": "v", "role": "viewer"}, status=201)["token"]
+    assert s.api("GET", "/api/v1/partners", token=viewer).status_code == 403
+    metrics = s.api("GET", "/metrics", token=None).text
+    line = f'chargeops_partner_pushes_total{{partner="{view["id"]}",result="delivered"}} {pushes["delivered"]}'
+    assert line in metrics, metrics[-1500:]

@@ -99,6 +99,7 @@ fn app(state: Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(routes::events))
         .routes(routes!(routes::cluster))
         .routes(routes!(ocpi::create_partner))
+        .routes(routes!(ocpi::list_partners))
         .routes(routes!(forecast::station_forecast))
         .routes(routes!(forecast::best_time))
         .routes(routes!(forecast::station_plan))
@@ -168,6 +169,7 @@ pub const API_PATHS: &[&str] = &[
     "/api/v1/events",
     "/api/v1/cluster",
     "/api/v1/partners/ocpi",
+    "/api/v1/partners",
     "/api/v1/openapi.json",
     "/api/v1/stations/{id}/forecast",
     "/api/v1/stations/{id}/best-time",

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use chargeops_ocpi::envelope::{Envelope, StatusCode as Ocpi, token_of};
 use chargeops_ocpi::objects::{Credentials, Location};
 use chargeops_ocpi::page;
-use chargeops_services::partners::{NewRegistration, Partner, Refusal, TokenKind};
+use chargeops_services::partners::{NewRegistration, Partner, PartnerView, Refusal, TokenKind};
 
 use crate::error::{ApiResult, ErrorBody, body};
 use crate::{AppState, Caller};
@@ -337,4 +337,23 @@ pub(crate) async fn create_partner(
         .create(&caller, &new.name, &base_url(&headers))
         .await?;
     Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// `GET /api/v1/partners`
+#[utoipa::path(
+    get,
+    path = "/partners",
+    tag = "partners",
+    summary = "Every partner platform with how its pushes go (admin): delivered, failed, queued, the last error",
+    responses(
+        (status = 200, description = "the partners, oldest first; never a token", body = Vec<PartnerView>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "only an admin may", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn list_partners(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<PartnerView>>> {
+    Ok(Json(state.services.partners.list(&caller).await?))
 }

@@ -97,6 +97,14 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Connectors by status",
         ConnectorsByStatus(totals),
     );
+    let pushes = state.services.partners.push_stats();
+    if !pushes.is_empty() {
+        registry.register(
+            "chargeops_partner_pushes",
+            "Pushes to partner platforms, by partner and result (delivered, failed)",
+            PartnerPushes(pushes.clone()),
+        );
+    }
     if let Some(cluster) = state.gateway.cluster() {
         registry.register(
             "chargeops_cluster_connected",
@@ -125,6 +133,28 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Pushes to partners by partner and result, and what waits for each.
+#[derive(Debug)]
+struct PartnerPushes(Vec<(String, chargeops_services::partners::PushStats)>);
+
+impl EncodeMetric for PartnerPushes {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (partner, s) in &self.0 {
+            for (result, n) in [("delivered", s.delivered), ("failed", s.failed)] {
+                let labels = [("partner", partner.as_str()), ("result", result)];
+                encoder
+                    .encode_family(&labels)?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&n, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
 }
 
 /// Connectors by status, one sample a status in the model's order (a `Family` would list them

@@ -113,6 +113,39 @@ pub struct Partners {
     /// Bumped by every registration change here, so the push duty reads the partners again at
     /// once (changes made on another node reach it within [`RECEIVERS_EVERY`]).
     generation: std::sync::atomic::AtomicU64,
+    /// How the pushes to each partner go, by partner id.
+    pushes: std::sync::Mutex<std::collections::HashMap<String, PushStats>>,
+}
+
+/// How the pushes to one partner go.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct PushStats {
+    /// PATCHes the partner accepted.
+    pub delivered: u64,
+    /// Tries that failed (each is tried again).
+    pub failed: u64,
+    /// EVSEs whose latest status waits for the partner now.
+    pub queued: usize,
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// A partner as an admin sees it: never a token.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PartnerView {
+    pub id: String,
+    pub name: String,
+    /// `ocpi`.
+    pub standard: &'static str,
+    /// `CPO` is this platform's role; the partner's roles as it registered them.
+    pub roles: Vec<String>,
+    pub registered: bool,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub versions_url: Option<String>,
+    /// The partner's modules, `identifier:ROLE`.
+    pub endpoints: Vec<String>,
+    pub pushes: PushStats,
 }
 
 /// How often the push duty reads the registered partners again.
@@ -124,11 +157,53 @@ impl Partners {
             platform,
             party: Party::default(),
             generation: std::sync::atomic::AtomicU64::new(0),
+            pushes: std::sync::Mutex::default(),
         }
     }
 
     pub fn party(&self) -> &Party {
         &self.party
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PushStats>> {
+        self.pushes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every partner with how its pushes go (admins).
+    pub async fn list(&self, by: &Caller) -> Result<Vec<PartnerView>> {
+        by.require_role(&[chargeops_core::Role::Admin])?;
+        let mut all = self.all().await?;
+        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        let stats = self.stats().clone();
+        Ok(all
+            .into_iter()
+            .map(|p| PartnerView {
+                pushes: stats.get(&p.id).cloned().unwrap_or_default(),
+                standard: "ocpi",
+                roles: p.roles.iter().map(|r| r.role.clone()).collect(),
+                registered: p.token_c.is_some(),
+                registered_at: p.registered_at,
+                versions_url: p.versions_url.clone(),
+                endpoints: p
+                    .endpoints
+                    .iter()
+                    .map(|e| format!("{}:{:?}", e.identifier, e.role).to_ascii_uppercase())
+                    .collect(),
+                id: p.id,
+                name: p.name,
+            })
+            .collect())
+    }
+
+    /// Push counters by partner id, for `/metrics`.
+    pub fn push_stats(&self) -> Vec<(String, PushStats)> {
+        let mut v: Vec<_> = self
+            .stats()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     async fn all(&self) -> Result<Vec<Partner>> {
@@ -606,6 +681,22 @@ impl Partners {
                     Err(RecvError::Closed) => return,
                 },
                 Some(sent) = done_rx.recv() => {
+                    let now = self.platform.now();
+                    {
+                        let mut stats = self.stats();
+                        let st = stats.entry(sent.key.0.clone()).or_default();
+                        match &sent.result {
+                            Ok(()) => {
+                                st.delivered += 1;
+                                st.last_delivered_at = Some(now);
+                            }
+                            Err(reason) => {
+                                st.failed += 1;
+                                st.last_error = Some(reason.clone());
+                                st.last_error_at = Some(now);
+                            }
+                        }
+                    }
                     let Some(p) = pending.get_mut(&sent.key) else { continue };
                     p.in_flight = false;
                     match sent.result {
@@ -624,6 +715,15 @@ impl Partners {
                     }
                 }
                 _ = tick.tick() => {
+                    {
+                        let mut stats = self.stats();
+                        for st in stats.values_mut() {
+                            st.queued = 0;
+                        }
+                        for (partner, _) in pending.keys() {
+                            stats.entry(partner.clone()).or_default().queued += 1;
+                        }
+                    }
                     if refreshed.elapsed() >= RECEIVERS_EVERY {
                         generation = self.generation();
                         receivers = self.receivers().await;
