@@ -671,8 +671,11 @@ impl Partners {
                             entry.token = token.clone();
                             entry.body = body.clone();
                             entry.version += 1;
-                            entry.due = entry.due.min(std::time::Instant::now());
+                            // A partner being retried keeps its backoff: the newer status
+                            // goes with the next try.
                         }
+                        // At once, not at the next tick: a status is news for a few seconds.
+                        send_due(&mut pending, &client, &done_tx);
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => {
@@ -703,7 +706,11 @@ impl Partners {
                         Ok(()) if p.version == sent.version => {
                             pending.remove(&sent.key);
                         }
-                        Ok(()) => {}
+                        // The partner is up; the newer status goes now.
+                        Ok(()) => {
+                            p.attempts = 0;
+                            p.due = std::time::Instant::now();
+                        }
                         Err(reason) => {
                             p.attempts += 1;
                             let wait = Duration::from_secs(1 << p.attempts.min(6)).min(MAX_BACKOFF);
@@ -713,6 +720,7 @@ impl Partners {
                             }
                         }
                     }
+                    send_due(&mut pending, &client, &done_tx);
                 }
                 _ = tick.tick() => {
                     {
@@ -729,26 +737,43 @@ impl Partners {
                         receivers = self.receivers().await;
                         refreshed = std::time::Instant::now();
                     }
-                    let now = std::time::Instant::now();
-                    for (key, p) in pending.iter_mut().filter(|(_, p)| !p.in_flight && p.due <= now) {
-                        p.in_flight = true;
-                        let (client, done) = (client.clone(), done_tx.clone());
-                        let (key, version) = (key.clone(), p.version);
-                        let request = client
-                            .patch(&p.url)
-                            .header("Authorization", authorization(&p.token))
-                            .json(&p.body);
-                        tokio::spawn(async move {
-                            let result = match request.send().await {
-                                Ok(r) if r.status().is_success() => Ok(()),
-                                Ok(r) => Err(format!("HTTP {}", r.status())),
-                                Err(e) => Err(chargeops_core::error::chain(&e)),
-                            };
-                            let _ = done.send(Sent { key, version, result });
-                        });
-                    }
+                    send_due(&mut pending, &client, &done_tx);
                 }
             }
         }
+    }
+}
+
+/// Sends every push that is due and not on its way, each on a task of its own; the outcome
+/// comes back on `done`.
+fn send_due(
+    pending: &mut std::collections::HashMap<(String, String), Push>,
+    client: &reqwest::Client,
+    done: &tokio::sync::mpsc::UnboundedSender<Sent>,
+) {
+    let now = std::time::Instant::now();
+    for (key, p) in pending
+        .iter_mut()
+        .filter(|(_, p)| !p.in_flight && p.due <= now)
+    {
+        p.in_flight = true;
+        let done = done.clone();
+        let (key, version) = (key.clone(), p.version);
+        let request = client
+            .patch(&p.url)
+            .header("Authorization", authorization(&p.token))
+            .json(&p.body);
+        tokio::spawn(async move {
+            let result = match request.send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("HTTP {}", r.status())),
+                Err(e) => Err(chargeops_core::error::chain(&e)),
+            };
+            let _ = done.send(Sent {
+                key,
+                version,
+                result,
+            });
+        });
     }
 }
