@@ -326,11 +326,9 @@ impl Accounts {
     pub async fn list(&self) -> Result<Vec<AccountView>> {
         Ok(self
             .platform
-            .store
-            .list_documents(KIND)
+            .documents::<Account>(KIND)
             .await?
             .into_iter()
-            .filter_map(|(_, body)| serde_json::from_str::<Account>(&body).ok())
             .map(|a| a.view())
             .collect())
     }

@@ -207,14 +207,7 @@ impl Partners {
     }
 
     async fn all(&self) -> Result<Vec<Partner>> {
-        Ok(self
-            .platform
-            .store
-            .list_documents(KIND)
-            .await?
-            .into_iter()
-            .filter_map(|(_, body)| serde_json::from_str::<Partner>(&body).ok())
-            .collect())
+        self.platform.documents(KIND).await
     }
 
     async fn save(&self, p: &Partner) -> Result<()> {

@@ -42,6 +42,21 @@ impl Platform {
         self.live.subscribe()
     }
 
+    /// Every readable store document of `kind`, decoded (one this version cannot read is
+    /// passed over).
+    pub async fn documents<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+    ) -> crate::Result<Vec<T>> {
+        Ok(self
+            .store
+            .list_documents(kind)
+            .await?
+            .into_iter()
+            .filter_map(|(_, body)| serde_json::from_str::<T>(&body).ok())
+            .collect())
+    }
+
     /// Whether this node may write the background duties' books (queue tickets, cases, lots,
     /// units): always on a single node; in a cluster only while it holds the duties lease.
     pub fn holds_duties(&self) -> bool {
