@@ -1,7 +1,7 @@
 //! In a cluster, requests for the duties' books go to the node that keeps them.
 //!
-//! The queue, the robot lots, the mobile units and the cases are kept by the node holding the
-//! duties lease. On any other node, a request for one of them is carried to that node as it
+//! The queue, the robot lots, the mobile units, the cases and the partners' push counters are
+//! kept by the node holding the duties lease. On any other node, a request for one of them is carried to that node as it
 //! came ([`chargeops_gateway::cluster::Cluster::forward`]) and its answer returned, so every
 //! node serves every API. While the lease is moving (a node died), such a request is answered
 //! 503 with `Retry-After`, never from a stale copy.
@@ -27,6 +27,8 @@ const DUTY_PATHS: &[&str] = &[
     "/api/v1/mobile-units",
     "/api/v1/cases",
     "/api/v1/crews",
+    // The push counters live with the duty that pushes.
+    "/api/v1/partners",
 ];
 /// Station sub-paths kept by the duties' node (`/api/v1/stations/{id}/<this>`).
 const DUTY_STATION_PATHS: &[&str] = &[
@@ -118,6 +120,8 @@ mod tests {
             "/api/v1/cases",
             "/api/v1/cases/3/actions/assign",
             "/api/v1/crews",
+            "/api/v1/partners",
+            "/api/v1/partners/ocpi",
             "/api/v1/stations/S1/queue",
             "/api/v1/stations/S1/wait",
             "/api/v1/stations/S1/lot",
