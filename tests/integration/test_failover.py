@@ -541,3 +541,38 @@ def test_a_queue_tag_is_accepted_at_a_charger_on_any_node(make_server, schema, n
             assert (await cp.authorize("QMADEUP0001")).id_tag_info["status"] == "Invalid"
 
     run(scenario())
+
+
+def test_partner_pushes_run_on_the_duties_node_and_show_through_any(make_server, schema, nats, hook, tmp_path):
+    """OCPI status pushes are a duty: the duties' node pushes a status change made at a charger
+    on another node, and the partners' view through that other node shows the holder's counts."""
+    from test_ocpi import Emsp, envelope, ocpi
+
+    nodes, ids, holder_id, _ = start_nodes(make_server, schema, config_file(tmp_path, hook), n=2)
+    other = next(s for s, i in zip(nodes, ids) if i != holder_id)
+    emsp = Emsp(f"token-b-{uuid.uuid4().hex[:8]}")
+    try:
+        token_a = other.ok("POST", "/api/v1/partners/ocpi", {"name": "Nav"}, status=201)["token"]
+        envelope(ocpi(other, "POST", "/ocpi/2.2.1/credentials", token_a, body=emsp.credentials()))
+        station = uid("fo-ocpi-st")
+        other.ensure_station(station, lat=28.3, lon=112.9)
+        for s in nodes:
+            s._stations.add(station)
+        cid = uid("fo-ocpi-cp")
+        other.register(cid, password=PW, station=station)
+        path = f"/ocpi/2.2.1/locations/CN/CHO/{station}/{cid}*1"
+        # A registration made on another node reaches the pushing node within 2 s.
+        time.sleep(2.5)
+
+        async def scenario():
+            async with charge_point(other, cid, "1.6", PW) as cp:
+                assert (await cp.boot()).status == "Accepted"
+                await cp.status_notification(1, "Available")
+                await await_until(lambda: [b for p, b in emsp.patches if p == path and b["status"] == "AVAILABLE"],
+                                  timeout=15, what="the push from the duties' node")
+
+        run(scenario())
+        (view,) = other.ok("GET", "/api/v1/partners")
+        assert view["pushes"]["delivered"] >= 1, view
+    finally:
+        emsp.close()
