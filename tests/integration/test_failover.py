@@ -91,6 +91,17 @@ async def occupied(cp) -> None:
         await cp.status_notification(c, "Charging")
 
 
+def station_with_charger(owner, nodes, prefix: str, **fields) -> tuple[str, str]:
+    """A station made through `owner` (known to every node's clean-up) with one charger."""
+    station = uid(f"{prefix}-st")
+    owner.ensure_station(station, **fields)
+    for s in nodes:
+        s._stations.add(station)
+    cid = uid(f"{prefix}-cp")
+    owner.register(cid, password=PW, station=station)
+    return station, cid
+
+
 def cluster_view(server) -> dict:
     return server.ok("GET", "/api/v1/cluster")
 
@@ -386,11 +397,7 @@ def test_a_duties_node_cut_off_from_nats_fences_itself_and_catches_up(make_serve
         x = make_server(extra_args=args + ("--nats-url", NATS_URL, "--node-id", f"cut-x-{tag}"),
                         command_timeout=10, token=h.token)
         wait_until(lambda: cluster_view(x)["duties_holder"] == f"cut-h-{tag}", what="X follows H")
-        station = uid("fo-cut-st")
-        x.ensure_station(station)
-        h._stations.add(station)
-        busy = uid("fo-cut-cp")
-        x.register(busy, password=PW, station=station)
+        station, busy = station_with_charger(x, (h,), "fo-cut")
 
         async def scenario():
             async with charge_point(x, busy, "1.6", PW) as cp:
@@ -458,11 +465,7 @@ def test_nats_restarted_mid_run_loses_nothing_and_calls_once(make_server, schema
         b = make_server(extra_args=args + ("--node-id", f"rs-b-{tag}"), command_timeout=10, token=a.token)
         wait_until(lambda: sum(cluster_view(s)["holds_duties"] for s in (a, b)) == 1, timeout=15,
                    what="one holder")
-        station = uid("fo-rs-st")
-        a.ensure_station(station)
-        b._stations.add(station)
-        cid = uid("fo-rs-cp")
-        a.register(cid, password=PW, station=station)
+        station, cid = station_with_charger(a, (b,), "fo-rs")
 
         async def scenario():
             async with charge_point(a, cid, "1.6", PW) as cp:
@@ -513,12 +516,8 @@ def test_a_queue_tag_is_accepted_at_a_charger_on_any_node(make_server, schema, n
     does; anywhere else, and any made-up tag, are refused."""
     nodes, ids, holder_id, _ = start_nodes(make_server, schema, config_file(tmp_path, hook), n=2)
     other = next(s for s, i in zip(nodes, ids) if i != holder_id)
-    station = uid("fo-tag-st")
-    other.ensure_station(station)
-    for s in nodes:
-        s._stations.add(station)
-    cid, cid2 = uid("fo-tag-cp"), uid("fo-tag-cp2")
-    other.register(cid, password=PW, station=station)
+    station, cid = station_with_charger(other, nodes, "fo-tag")
+    cid2 = uid("fo-tag-cp2")
     other.register(cid2, password=PW, station=station)
 
     async def scenario():
@@ -554,12 +553,7 @@ def test_partner_pushes_run_on_the_duties_node_and_show_through_any(make_server,
     try:
         token_a = other.ok("POST", "/api/v1/partners/ocpi", {"name": "Nav"}, status=201)["token"]
         envelope(ocpi(other, "POST", "/ocpi/2.2.1/credentials", token_a, body=emsp.credentials()))
-        station = uid("fo-ocpi-st")
-        other.ensure_station(station, lat=28.3, lon=112.9)
-        for s in nodes:
-            s._stations.add(station)
-        cid = uid("fo-ocpi-cp")
-        other.register(cid, password=PW, station=station)
+        station, cid = station_with_charger(other, nodes, "fo-ocpi", lat=28.3, lon=112.9)
         path = f"/ocpi/2.2.1/locations/CN/CHO/{station}/{cid}*1"
         # A registration made on another node reaches the pushing node within 2 s.
         time.sleep(2.5)

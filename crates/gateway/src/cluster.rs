@@ -393,16 +393,20 @@ impl Cluster {
             })
     }
 
+    /// The largest HTTP body a message between nodes carries: the server's payload limit less
+    /// room for the headers and the base64 growth.
+    fn carry_limit(&self) -> usize {
+        let max = self.client.server_info().max_payload.max(64 * 1024);
+        (max / 4) * 3 - 16 * 1024
+    }
+
     /// Carries an HTTP request for the duties' books to the node that holds them.
     pub async fn forward(
         &self,
         holder: &str,
         req: axum::extract::Request,
     ) -> Result<axum::response::Response, ForwardError> {
-        // Room for the headers and the base64 growth within the server's payload limit.
-        let max = self.client.server_info().max_payload.max(64 * 1024);
-        let limit = (max / 4) * 3 - 16 * 1024;
-        let wire = forward::to_wire(&self.node, req, limit).await?;
+        let wire = forward::to_wire(&self.node, req, self.carry_limit()).await?;
         let payload = serde_json::to_vec(&wire).map_err(|_| ForwardError::BadReply)?;
         let subject = self.subject(&format!("http.{holder}"));
         let reply = self
@@ -773,8 +777,7 @@ async fn answer_http(cluster: Arc<Cluster>, mut requests: async_nats::Subscriber
                             Ok(resp) => resp,
                             Err(never) => match never {},
                         };
-                        let max = cluster.client.server_info().max_payload.max(64 * 1024);
-                        forward::reply_to_wire(resp, (max / 4) * 3 - 16 * 1024).await
+                        forward::reply_to_wire(resp, cluster.carry_limit()).await
                     }
                     None => forward::WireHttpReply {
                         status: 503,

@@ -140,11 +140,8 @@ impl Sessions {
         }
     }
 
-    fn end_all_of(&self, login: &str) -> usize {
-        let mut sessions = lock(&self.by_digest);
-        let before = sessions.len();
-        sessions.retain(|_, s| s.login != login);
-        before - sessions.len()
+    fn end_all_of(&self, login: &str) {
+        lock(&self.by_digest).retain(|_, s| s.login != login);
     }
 
     /// `Err(seconds left)` while the login is locked.
@@ -413,6 +410,8 @@ impl Accounts {
         };
         // Sessions last wall time, not platform time: a shift is a real shift in the demo too.
         let expires_at = Utc::now() + chrono::Duration::hours(SESSION_HOURS as i64);
+        // Sessions nobody signed out of would pile up: a sign-in clears the expired ones.
+        self.sweep(None).await?;
         let digest = token_digest(&token);
         let stored = StoredSession {
             login: login.clone(),
@@ -497,18 +496,25 @@ impl Accounts {
 
     /// Ends every session of `login` here and in the store; how many.
     async fn end_sessions_of(&self, login: &str) -> Result<usize> {
-        let mut ended = self.sessions.end_all_of(login);
+        self.sessions.end_all_of(login);
+        self.sweep(Some(login)).await
+    }
+
+    /// Deletes the stored sessions that have expired (or cannot be read), and every one of
+    /// `login` when given; how many of `login`'s went.
+    async fn sweep(&self, login: Option<&str>) -> Result<usize> {
         let now = Utc::now();
+        let mut ended = 0;
         for (id, body) in self.platform.store.list_documents(SESSION_KIND).await? {
-            let stale = match serde_json::from_str::<StoredSession>(&body) {
-                Ok(s) if s.login == login => {
+            let gone = match serde_json::from_str::<StoredSession>(&body) {
+                Ok(s) if Some(s.login.as_str()) == login => {
                     ended += 1;
                     true
                 }
                 Ok(s) => s.expires_at <= now,
                 Err(_) => true,
             };
-            if stale {
+            if gone {
                 self.platform
                     .store
                     .delete_document(SESSION_KIND, &id)

@@ -401,69 +401,82 @@ impl Partners {
 
     /// Every Location of the network, in station id order.
     pub async fn locations(&self) -> Result<Vec<Location>> {
-        let stations = self.platform.store.list_stations().await?;
-        let chargers = self.platform.store.list_chargers().await?;
-        let mut by_station: std::collections::BTreeMap<
-            &str,
-            Vec<(
-                &chargeops_core::Charger,
-                Vec<chargeops_core::ConnectorState>,
-            )>,
-        > = Default::default();
-        for c in &chargers {
-            let connectors = self
-                .platform
-                .live
-                .snapshot(&c.id)
-                .map(|s| s.connectors)
-                .unwrap_or_default();
-            by_station
-                .entry(c.station_id.as_str())
-                .or_default()
-                .push((c, connectors));
-        }
-        let mut out = Vec::new();
-        let mut stations = stations;
+        let mut stations = self.platform.store.list_stations().await?;
         stations.sort_by(|a, b| a.id.cmp(&b.id));
-        for s in &stations {
-            let held = by_station
-                .get(s.id.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            let views: Vec<ChargerView<'_>> = held
-                .iter()
-                .map(|(c, connectors)| ChargerView {
-                    id: &c.id,
-                    connectors,
-                    equipment: Equipment::default(),
-                    updated_at: c.last_boot_at.unwrap_or(c.created_at),
-                })
-                .collect();
-            let earliest = held
-                .iter()
-                .map(|(c, _)| c.created_at)
-                .min()
-                .unwrap_or_else(|| self.platform.now());
-            if let Some(l) = network::location(&self.party, s, &views, earliest) {
-                out.push(l);
-            }
+        let chargers = self.platform.store.list_chargers().await?;
+        let mut by_station: std::collections::HashMap<&str, Vec<&chargeops_core::Charger>> =
+            Default::default();
+        for c in &chargers {
+            by_station.entry(c.station_id.as_str()).or_default().push(c);
         }
-        Ok(out)
+        Ok(stations
+            .iter()
+            .filter_map(|s| {
+                let held = by_station.get(s.id.as_str()).map_or(&[][..], Vec::as_slice);
+                self.location_of(s, held)
+            })
+            .collect())
     }
 
-    /// One Location, EVSE or connector; `Refusal` 404 / 2003 when there is none.
-    pub async fn location(&self, id: &str) -> std::result::Result<Location, Refusal> {
-        self.locations()
-            .await?
-            .into_iter()
-            .find(|l| l.id == id)
-            .ok_or_else(|| {
-                Refusal::new(
-                    404,
-                    StatusCode::UNKNOWN_LOCATION,
-                    format!("unknown location {id:?}"),
-                )
+    /// The Location of `station` with its `chargers`, their connectors as they are now.
+    fn location_of(
+        &self,
+        station: &chargeops_core::Station,
+        chargers: &[&chargeops_core::Charger],
+    ) -> Option<Location> {
+        let connectors: Vec<Vec<chargeops_core::ConnectorState>> = chargers
+            .iter()
+            .map(|c| {
+                self.platform
+                    .live
+                    .snapshot(&c.id)
+                    .map(|s| s.connectors)
+                    .unwrap_or_default()
             })
+            .collect();
+        let views: Vec<ChargerView<'_>> = chargers
+            .iter()
+            .zip(&connectors)
+            .map(|(c, connectors)| ChargerView {
+                id: &c.id,
+                connectors,
+                equipment: Equipment::default(),
+                updated_at: c.last_boot_at.unwrap_or(c.created_at),
+            })
+            .collect();
+        let earliest = chargers
+            .iter()
+            .map(|c| c.created_at)
+            .min()
+            .unwrap_or_else(|| self.platform.now());
+        network::location(&self.party, station, &views, earliest)
+    }
+
+    /// One Location; `Refusal` 404 / 2003 when there is none.
+    pub async fn location(&self, id: &str) -> std::result::Result<Location, Refusal> {
+        let unknown = || {
+            Refusal::new(
+                404,
+                StatusCode::UNKNOWN_LOCATION,
+                format!("unknown location {id:?}"),
+            )
+        };
+        let station = self
+            .platform
+            .store
+            .get_station(id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(unknown)?;
+        let chargers = self
+            .platform
+            .store
+            .list_chargers()
+            .await
+            .map_err(Error::from)?;
+        let held: Vec<&chargeops_core::Charger> =
+            chargers.iter().filter(|c| c.station_id == id).collect();
+        self.location_of(&station, &held).ok_or_else(unknown)
     }
 
     pub async fn evse(&self, id: &str, uid: &str) -> std::result::Result<Evse, Refusal> {
@@ -543,6 +556,14 @@ struct Push {
     due: std::time::Instant,
 }
 
+/// The partners the pushes go to, as last read.
+struct Receivers {
+    /// (partner id, the EVSE PATCH base URL, token B).
+    list: Vec<(String, String, String)>,
+    generation: u64,
+    read_at: std::time::Instant,
+}
+
 /// What one send came back with.
 struct Sent {
     key: (String, String),
@@ -565,6 +586,22 @@ impl Partners {
             let events = me.platform.events();
             me.clone().push_loop(events)
         });
+    }
+
+    async fn read_receivers(&self) -> Receivers {
+        Receivers {
+            generation: self.generation(),
+            list: self.receivers().await,
+            read_at: std::time::Instant::now(),
+        }
+    }
+
+    /// Reads the receivers again when a registration changed here, or every
+    /// [`RECEIVERS_EVERY`] (a change made on another node).
+    async fn refresh(&self, r: &mut Receivers) {
+        if r.generation != self.generation() || r.read_at.elapsed() >= RECEIVERS_EVERY {
+            *r = self.read_receivers().await;
+        }
     }
 
     /// The registered partners that receive locations: (id, the EVSE PATCH base, token B).
@@ -626,26 +663,20 @@ impl Partners {
         };
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
         let mut pending: std::collections::HashMap<(String, String), Push> = Default::default();
-        let mut generation = self.generation();
-        let mut receivers = self.receivers().await;
-        let mut refreshed = std::time::Instant::now();
+        let mut receivers = self.read_receivers().await;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(chargeops_core::Event::StatusChanged { charger_id, station_id, evse_id, .. }) => {
-                        if self.generation() != generation {
-                            generation = self.generation();
-                            receivers = self.receivers().await;
-                            refreshed = std::time::Instant::now();
-                        }
-                        if receivers.is_empty() {
+                        self.refresh(&mut receivers).await;
+                        if receivers.list.is_empty() {
                             continue;
                         }
                         let Some(evse) = self.evse_now(&charger_id, evse_id) else { continue };
                         let body = serde_json::json!({"status": evse.status, "last_updated": evse.last_updated});
-                        for (partner, base, token) in &receivers {
+                        for (partner, base, token) in &receivers.list {
                             let url = format!(
                                 "{base}/{}/{}/{station_id}/{}",
                                 self.party.country_code, self.party.party_id, evse.uid
@@ -725,11 +756,7 @@ impl Partners {
                             stats.entry(partner.clone()).or_default().queued += 1;
                         }
                     }
-                    if refreshed.elapsed() >= RECEIVERS_EVERY {
-                        generation = self.generation();
-                        receivers = self.receivers().await;
-                        refreshed = std::time::Instant::now();
-                    }
+                    self.refresh(&mut receivers).await;
                     send_due(&mut pending, &client, &done_tx);
                 }
             }

@@ -87,6 +87,18 @@ fn headers_of(map: &axum::http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Wire headers back to a header map, leaving out the hop's own and any that do not parse.
+fn header_map(pairs: &[(String, String)]) -> axum::http::HeaderMap {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = HeaderName::from_bytes(k.as_bytes()).ok()?;
+            let value = HeaderValue::from_str(v).ok()?;
+            (!HOP.contains(&name.as_str())).then_some((name, value))
+        })
+        .collect()
+}
+
 /// A request to wire form (the body read whole, up to `limit` bytes).
 pub async fn to_wire(
     from: &str,
@@ -114,19 +126,12 @@ pub fn from_wire(wire: WireHttp) -> Option<Request<Body>> {
     let method = Method::from_bytes(wire.method.as_bytes()).ok()?;
     let uri: Uri = wire.uri.parse().ok()?;
     let body = B64.decode(wire.body.as_bytes()).ok()?;
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in &wire.headers {
-        let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) else {
-            continue;
-        };
-        if !HOP.contains(&k.as_str()) {
-            req = req.header(k, v);
-        }
-    }
-    let mut req = req.body(Body::from(body)).ok()?;
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body))
+        .ok()?;
+    *req.headers_mut() = header_map(&wire.headers);
     req.extensions_mut().insert(Forwarded { from: wire.from });
     Some(req)
 }
@@ -160,18 +165,12 @@ pub fn reply_from_wire(wire: WireHttpReply) -> Result<Response<Body>, ForwardErr
     let body = B64
         .decode(wire.body.as_bytes())
         .map_err(|_| ForwardError::BadReply)?;
-    let mut resp = Response::builder().status(status);
-    for (k, v) in &wire.headers {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) && !HOP.contains(&k.as_str())
-        {
-            resp = resp.header(k, v);
-        }
-    }
-    resp.body(Body::from(body))
-        .map_err(|_| ForwardError::BadReply)
+    let mut resp = Response::builder()
+        .status(status)
+        .body(Body::from(body))
+        .map_err(|_| ForwardError::BadReply)?;
+    *resp.headers_mut() = header_map(&wire.headers);
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -101,6 +101,14 @@ impl Lease {
         }
     }
 
+    /// The server has our entry at `revision`, written by the request sent at `sent`.
+    fn confirm(&self, revision: u64, sent: Instant) {
+        let mut s = self.state();
+        s.revision = Some(revision);
+        s.confirmed = Some(sent);
+        s.holder = Some(self.me.clone());
+    }
+
     /// One round: renew the lease if held, else try to take it. Returns whether it is held.
     pub async fn round(&self, kv: &kv::Store) -> bool {
         let sent = Instant::now();
@@ -111,12 +119,7 @@ impl Lease {
         let revision = self.state().revision;
         match revision {
             Some(revision) => match kv.update(&self.key, value, revision).await {
-                Ok(next) => {
-                    let mut s = self.state();
-                    s.revision = Some(next);
-                    s.confirmed = Some(sent);
-                    s.holder = Some(self.me.clone());
-                }
+                Ok(next) => self.confirm(next, sent),
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                     tracing::warn!(
                         lease = self.key,
@@ -131,12 +134,7 @@ impl Lease {
                 }
             },
             None => match kv.create(&self.key, value).await {
-                Ok(rev) => {
-                    let mut s = self.state();
-                    s.revision = Some(rev);
-                    s.confirmed = Some(sent);
-                    s.holder = Some(self.me.clone());
-                }
+                Ok(rev) => self.confirm(rev, sent),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                     let holder = read(kv, &self.key).await;
                     self.state().holder = holder;

@@ -200,16 +200,12 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Link, LinkError>
                     reason: chargeops_core::error::chain(&error),
                 });
             }
-            ConnectErrorKind::Tls => {
-                return Err(LinkError::Tls {
-                    url: shown,
-                    reason: chargeops_core::error::chain(&error),
-                });
-            }
             ConnectErrorKind::ServerParse => return Err(LinkError::Url(shown)),
             // A certificate the CA does not vouch for comes back as an I/O error of the
             // handshake: it is a TLS failure all the same, and retrying will not mend it.
-            _ if is_certificate_error(&chargeops_core::error::chain(&error)) => {
+            kind if kind == ConnectErrorKind::Tls
+                || is_certificate_error(&chargeops_core::error::chain(&error)) =>
+            {
                 return Err(LinkError::Tls {
                     url: shown,
                     reason: chargeops_core::error::chain(&error),
